@@ -1,0 +1,3 @@
+from deletion_audit.cli import main
+
+main()

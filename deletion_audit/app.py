@@ -1,0 +1,134 @@
+"""The FastAPI application factory: a thin shell over the domain."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from deletion_audit import __version__
+from deletion_audit.clock import Clock, SystemClock
+from deletion_audit.config import Settings
+from deletion_audit.context import AppContext
+from deletion_audit.db import Database
+from deletion_audit.errors import AuditError
+from deletion_audit.log import endpoints as log_endpoints
+from deletion_audit.log.identity import check_not_rolled_back, load_keys
+from deletion_audit.log.service import current_size
+from deletion_audit.log.tasks import integrate_pending
+from deletion_audit.metrics import Metrics
+from deletion_audit.schemas import PUBLIC
+
+log = logging.getLogger(__name__)
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerToken": {
+        "type": "http", "scheme": "bearer",
+        "description": "A person's personal access token.",
+    },
+    "httpSignature": {
+        "type": "apiKey", "in": "header", "name": "Signature",
+        "description": "An agent's RFC 9421 HTTP message signature "
+        "(@method, @target-uri, content-digest; created, nonce, keyid).",
+    },
+}
+
+
+def build_context(
+    settings: Settings, *, db: Database | None = None, clock: Clock | None = None
+) -> AppContext:
+    """Open the database and check the instance's identity; raises StartupRefused."""
+    db = db or Database(settings.database_url)
+    clock = clock or SystemClock()
+    with db.read() as session:
+        keys = load_keys(session, settings)
+        check_not_rolled_back(session, keys_=keys, checkpoint_path=settings.checkpoint_path)
+    return AppContext(settings=settings, db=db, clock=clock, keys=keys,
+                      metrics=Metrics(db, clock))
+
+
+def _start_jobs(ctx: AppContext) -> BackgroundScheduler:
+    # Fixed jobs in an in-memory store: nothing is pickled into the database, and a late or
+    # repeated run is harmless because each job does whatever is due (DESIGN: architecture).
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        integrate_pending, "interval", seconds=ctx.settings.integrate_interval_seconds,
+        kwargs={"db": ctx.db, "keys": ctx.keys, "settings": ctx.settings, "clock": ctx.clock},
+        id="integrator", max_instances=1, coalesce=True, misfire_grace_time=None,
+    )
+    scheduler.start()
+    return scheduler
+
+
+def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler = _start_jobs(ctx) if run_jobs else None
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
+
+    app = FastAPI(
+        title="deletion-audit", version=__version__, lifespan=lifespan,
+        description="Verifiable deletion of illegally collected personal data: signed agent "
+        "attestations checked against an evidence manifest, a public transparency log, and "
+        "evidence bundles anyone can verify offline.",
+    )
+    app.state.ctx = ctx
+    _install_error_handlers(app)
+    app.include_router(log_endpoints.router)
+    app.include_router(log_endpoints.tiles_router)
+
+    @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        with ctx.db.read() as session:
+            return {"status": "ok", "log_size": current_size(session)}
+
+    @app.get("/metrics", openapi_extra=PUBLIC, tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AuditError)
+    async def _audit_error(_request: Request, exc: AuditError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"code": "invalid_request", "message": "; ".join(parts) or "invalid request"},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"code": code, "message": str(exc.detail)},
+                            status_code=exc.status_code)

@@ -1,0 +1,73 @@
+"""``serve`` and ``db upgrade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deletion_audit.commands._common import CliError
+from deletion_audit.commands._db import db_options, load_settings
+from deletion_audit.config import Settings
+from deletion_audit.db import Database
+from deletion_audit.errors import StartupRefused
+
+
+def _migrate(settings: Settings) -> Database:
+    from deletion_audit import migrations
+
+    db = Database(settings.database_url)
+    try:
+        migrations.upgrade(db.engine)
+    except Exception as exc:
+        raise CliError(f"cannot upgrade the database at {settings.database_url}: {exc}") from exc
+    return db
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@db_options
+def db_upgrade(data_dir: Path | None, db_url: str | None) -> None:
+    """Apply every migration (Alembic) to the database."""
+    settings = load_settings(data_dir, db_url)
+    _migrate(settings).dispose()
+    click.echo(f"database at head: {settings.database_url}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@db_options
+def serve(host: str, port: int, data_dir: Path | None, db_url: str | None) -> None:
+    """Run the API server (and its integrator). On a fresh embedded data directory it
+    migrates the database and initialises the log first."""
+    import uvicorn
+
+    from deletion_audit import migrations
+    from deletion_audit.app import build_context, create_app
+    from deletion_audit.commands.log import ensure_log
+    from deletion_audit.logs import configure_logging
+
+    settings = load_settings(data_dir, db_url)
+    configure_logging()
+    if settings.is_embedded:
+        db = _migrate(settings)
+        ensure_log(db, settings)
+    else:
+        db = Database(settings.database_url)
+        if migrations.current_revision(db.engine) != migrations.head_revision(db.engine):
+            raise CliError("the database is not at the current schema: run `deletion-audit "
+                           "db upgrade` first")
+    try:
+        ctx = build_context(settings, db=db)
+    except StartupRefused as exc:
+        raise CliError(f"refusing to start: {exc}", exit_code=1) from None
+    app = create_app(ctx)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
+    click.echo(f"deletion-audit {settings.database_url}")
+    click.echo(f"OpenAPI docs: http://{shown}:{port}/docs")
+    uvicorn.run(app, host=host, port=port, log_config=None)

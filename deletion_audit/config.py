@@ -1,0 +1,65 @@
+"""Settings: one class, ``DELETION_AUDIT_`` environment variables, safe defaults refused
+outside development."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ORIGIN = "deletion-audit.localhost/log"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DELETION_AUDIT_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Field(default=Path("data"))
+    db_url: str | None = None
+    log_key_file: Path | None = None
+    service_key_file: Path | None = None
+    # The last checkpoint this instance signed, kept outside the database so a restored
+    # backup cannot silently fork the log (DESIGN: log identity).
+    checkpoint_file: Path | None = None
+    log_origin: str = DEFAULT_ORIGIN
+    integrate_interval_seconds: float = 0.25
+    integrate_batch: int = 50_000
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Settings:
+        if self.environment == "production":
+            if self.db_url is None:
+                raise ValueError(
+                    "production needs DELETION_AUDIT_DB_URL set explicitly "
+                    "(the embedded SQLite default is for development)"
+                )
+            if self.log_origin == DEFAULT_ORIGIN:
+                raise ValueError(
+                    "production needs DELETION_AUDIT_LOG_ORIGIN: the log's public name, "
+                    "e.g. audit.example.gov.cn/log"
+                )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'deletion-audit.sqlite3').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file or self.data_dir / "log.key"
+
+    @property
+    def service_key_path(self) -> Path:
+        return self.service_key_file or self.data_dir / "service.key"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint_file or self.data_dir / "checkpoint"

@@ -1,0 +1,1 @@
+"""Test support: throwaway database servers and shared fixtures."""
