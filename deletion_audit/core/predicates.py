@@ -1,0 +1,462 @@
+"""Our predicate types: one namespace of versioned URIs, one model per predicate.
+
+Every predicate type deletion-audit defines is ``https://deletion-audit.org/attestation/
+<name>/v<major>`` and is registered in :data:`PREDICATE_MODELS`, nowhere else.
+
+:class:`~deletion_audit.core.errors.PredicateError` is *the* error for our predicates: a
+statement whose ``predicateType`` is in our namespace but unknown, or whose predicate breaks
+its schema, raises it with the predicate type and the offending field(s) in the message.
+Statements with foreign predicate types are not our business here (:func:`parse_predicate`
+returns ``None``), so generic tools keep accepting any valid in-toto Statement.
+
+Unlike the Statement layer, our predicates reject unknown fields (``extra="forbid"``). The
+in-toto rule to ignore them exists so that producers can evolve independently of consumers;
+here we are the only producer, so an unknown field is a bug or a forgery, and a predicate
+that means something new gets a new major version (a new URI) instead. Types are strict for
+the same reason: ``"3"`` is not a sequence number, ``1`` is not ``true``.
+
+Field names are lowerCamelCase on the wire (in-toto convention) and snake_case in Python;
+times are RFC 3339 UTC with ``Z``; digests and key ids are lowercase hex SHA-256.
+
+Each model is deliberately small and separate: later work extends one predicate without
+touching the others (a new optional field within a major version, or a new version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from deletion_audit.core.b64 import b64decode, b64encode
+from deletion_audit.core.errors import FormatError, PredicateError
+from deletion_audit.core.statements import Statement
+
+NAMESPACE = "https://deletion-audit.org/attestation/"
+
+# The most item digests one statement may carry (DESIGN: multi-part results).
+MAX_DIGESTS_PER_STATEMENT = 10_000
+
+
+def predicate_type_uri(name: str, version: int = 1) -> str:
+    return f"{NAMESPACE}{name}/v{version}"
+
+
+MANIFEST = predicate_type_uri("manifest")
+SCAN = predicate_type_uri("scan")
+DELETION = predicate_type_uri("deletion")
+CUSTODY = predicate_type_uri("custody")
+DEIDENTIFY = predicate_type_uri("deidentify")
+VENDOR = predicate_type_uri("vendor")
+KEY_REGISTRATION = predicate_type_uri("key-registration")
+SESSION = predicate_type_uri("session")
+SUMMARY = predicate_type_uri("summary")
+JUDGMENT = predicate_type_uri("judgment")
+VERDICT = predicate_type_uri("verdict")
+
+
+# -- field types -----------------------------------------------------------------------
+
+_RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
+
+
+def _parse_timestamp(value: object) -> datetime:
+    if isinstance(value, datetime):
+        if value.utcoffset() != timedelta(0):
+            raise ValueError("must be a UTC datetime")
+        return value
+    if not isinstance(value, str) or not _RFC3339_Z.fullmatch(value):
+        raise ValueError("must be an RFC 3339 UTC time like 2026-03-02T01:30:00Z")
+    return datetime.fromisoformat(value)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 UTC with ``Z``, seconds precision unless there are microseconds."""
+    text = value.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+Timestamp = Annotated[
+    datetime, BeforeValidator(_parse_timestamp), PlainSerializer(format_timestamp, return_type=str)
+]
+HexDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""Lowercase hex SHA-256 (item digests, key ids, statement ids, roots)."""
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+Count = Annotated[int, Field(ge=0)]
+DigestList = Annotated[list[HexDigest], Field(max_length=MAX_DIGESTS_PER_STATEMENT)]
+
+
+class PredicateModel(BaseModel):
+    """Base of our predicates: strict, closed, immutable, lowerCamelCase on the wire."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        # Python code builds predicates by field name; parse_predicate reads the wire form
+        # by alias only, so a snake_case key in a statement is an unknown field.
+        validate_by_name=True,
+    )
+
+    PREDICATE_TYPE: ClassVar[str]
+
+    def to_predicate(self) -> dict[str, Any]:
+        """The predicate object for a Statement: aliases, JSON types, and optional fields
+        left out while they hold their default, so that adding an optional field later
+        does not change the bytes of statements that do not use it. (Required fields are
+        always written, ``null`` included: ``prev`` of a first statement.)"""
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+class _Chained(PredicateModel):
+    """What every agent statement carries: its place in the agent's history."""
+
+    case_id: NonEmpty
+    agent_id: NonEmpty
+    seq: Count
+    prev: HexDigest | None
+    """Statement id of the agent's previous statement; null only for its first."""
+    agent_build_digest: HexDigest
+
+    @model_validator(mode="after")
+    def _first_has_no_prev(self) -> _Chained:
+        if (self.seq == 0) != (self.prev is None):
+            raise ValueError("prev is null exactly for the agent's first statement (seq 0)")
+        return self
+
+
+# -- manifest --------------------------------------------------------------------------
+
+
+class ManifestPredicate(PredicateModel):
+    """The examiner's commitment to a manifest file (the statement's subject)."""
+
+    PREDICATE_TYPE: ClassVar[str] = MANIFEST
+
+    format_name: NonEmpty
+    format_version: Annotated[int, Field(ge=1)]
+    case_number: NonEmpty
+    hash_algorithm: Literal["sha256"]
+    count: Annotated[int, Field(gt=0)]
+    root: HexDigest
+    """RFC 6962 root over the manifest's leaves."""
+    created_at: Timestamp
+    examiner_key_id: HexDigest
+
+
+# -- scan ------------------------------------------------------------------------------
+
+
+class ScanCounts(PredicateModel):
+    objects: Count
+    """Objects seen in the scope."""
+    hashed: Count
+    hashed_bytes: Count
+    present: Count
+    """Manifest items found present, over all parts."""
+    skipped: dict[Slug, Count] = Field(default_factory=dict)
+    """Objects not hashed, by reason (``too-large``, ``unreadable``, ...)."""
+
+
+class ScanPredicate(_Chained):
+    """One part of an agent's scan of one scope. The last part carries the totals."""
+
+    PREDICATE_TYPE: ClassVar[str] = SCAN
+
+    scope_id: NonEmpty
+    scope_spec_digest: HexDigest
+    scan_id: NonEmpty
+    part: Annotated[int, Field(ge=1)]
+    last: bool
+    challenge: NonEmpty | None = None
+    """The nonce of the challenge this scan answers; absent for an unchallenged scan."""
+    present_digests: DigestList
+    """Manifest items (confirmed hits) found in this part."""
+    skipped_path_hashes: DigestList = Field(default_factory=list)
+    """Keyed hashes of skipped paths: the paths themselves stay on the host."""
+    coverage: Literal["complete", "partial"] | None = None
+    counts: ScanCounts | None = None
+    root: HexDigest | None = None
+    """RFC 6962 root, in scan order, over every object hashed in all parts."""
+    started_at: Timestamp
+    finished_at: Timestamp
+
+    @model_validator(mode="after")
+    def _totals_on_last_part(self) -> ScanPredicate:
+        totals = (self.counts, self.root, self.coverage)
+        if self.last and any(t is None for t in totals):
+            raise ValueError("the last part must carry counts, root and coverage")
+        if not self.last and any(t is not None for t in totals):
+            raise ValueError("only the last part carries counts, root and coverage")
+        if self.finished_at < self.started_at:
+            raise ValueError("finishedAt is before startedAt")
+        return self
+
+
+# -- deletion --------------------------------------------------------------------------
+
+
+class DeletionPredicate(_Chained):
+    """Items an agent removed from one scope, and how thoroughly."""
+
+    PREDICATE_TYPE: ClassVar[str] = DELETION
+
+    scope_id: NonEmpty
+    grade: Literal["logical", "restricted", "sanitised", "deidentified"]
+    method: Slug
+    """How: ``unlink``, ``sql-delete``, ``object-delete``, ``overwrite``, ..."""
+    deleted_digests: Annotated[
+        list[HexDigest], Field(min_length=1, max_length=MAX_DIGESTS_PER_STATEMENT)
+    ]
+    deleted_at: Timestamp
+
+
+# -- custody ---------------------------------------------------------------------------
+
+
+class CustodyPredicate(_Chained):
+    """A sealed backup (``custody-until`` obligation): sealed, or later destroyed."""
+
+    PREDICATE_TYPE: ClassVar[str] = CUSTODY
+
+    medium_id: NonEmpty
+    action: Literal["sealed", "destroyed"]
+    item_count: Count
+    items_root: HexDigest | None = None
+    occurred_at: Timestamp
+
+
+# -- deidentify ------------------------------------------------------------------------
+
+
+class DeidentifyPredicate(PredicateModel):
+    """A published dataset checked against masking rules (never called anonymous)."""
+
+    PREDICATE_TYPE: ClassVar[str] = DEIDENTIFY
+
+    case_id: NonEmpty
+    dataset_name: NonEmpty
+    dataset_digest: HexDigest
+    records: Count
+    rules: Annotated[list[Slug], Field(min_length=1)]
+    result: Literal["pass", "fail"]
+    checked_at: Timestamp
+
+
+# -- vendor ----------------------------------------------------------------------------
+
+
+class VendorPredicate(PredicateModel):
+    """A vendor party's statement about one declared data flow."""
+
+    PREDICATE_TYPE: ClassVar[str] = VENDOR
+
+    case_id: NonEmpty
+    party_id: NonEmpty
+    flow_id: NonEmpty
+    status: Literal["deleted", "not-received", "retained-under-custody"]
+    item_count: Count | None = None
+    stated_at: Timestamp
+
+
+# -- key registration ------------------------------------------------------------------
+
+
+class KeyRegistrationPredicate(PredicateModel):
+    """A key and who holds it; every key we accept a signature from is registered."""
+
+    PREDICATE_TYPE: ClassVar[str] = KEY_REGISTRATION
+
+    key_id: HexDigest
+    public_key: NonEmpty
+    """Standard base64 of the raw 32-byte Ed25519 public key."""
+    subject_type: Literal["agent", "user", "service", "log"]
+    subject_id: NonEmpty
+    registered_at: Timestamp
+    case_id: NonEmpty | None = None
+    party_id: NonEmpty | None = None
+    role: Literal["respondent", "vendor", "custodian", "forensic-lab"] | None = None
+    scope_ids: list[NonEmpty] | None = None
+    session_id: NonEmpty | None = None
+    note_verifier_key: NonEmpty | None = None
+    """C2SP signed-note verifier key string, for the log key."""
+
+    @model_validator(mode="after")
+    def _key_id_matches(self) -> KeyRegistrationPredicate:
+        try:
+            raw = b64decode(self.public_key)
+        except FormatError as exc:
+            raise ValueError(f"publicKey: {exc}") from None
+        if b64encode(raw) != self.public_key:
+            raise ValueError("publicKey must be standard, padded base64")
+        if len(raw) != 32:
+            raise ValueError(f"publicKey must be 32 bytes, got {len(raw)}")
+        if hashlib.sha256(raw).hexdigest() != self.key_id:
+            raise ValueError("keyId is not the SHA-256 of publicKey")
+        return self
+
+
+# -- session ---------------------------------------------------------------------------
+
+
+class SessionPredicate(PredicateModel):
+    """An on-site verification record, co-signed by the prosecutor and the witnesses.
+
+    Counts and a salted commitment only: the public tier checks every signature, the
+    court tier adds the item lists that open ``items_commitment``.
+    """
+
+    PREDICATE_TYPE: ClassVar[str] = SESSION
+
+    case_id: NonEmpty
+    session_id: NonEmpty
+    scan_ids: Annotated[list[NonEmpty], Field(min_length=1)]
+    objects_scanned: Count
+    items_present: Count
+    items_commitment: HexDigest
+    started_at: Timestamp
+    finished_at: Timestamp
+
+
+# -- summary ---------------------------------------------------------------------------
+
+
+class SummaryPredicate(PredicateModel):
+    """The service's counts-only summary of one scan, for the public tier."""
+
+    PREDICATE_TYPE: ClassVar[str] = SUMMARY
+
+    case_id: NonEmpty
+    scope_id: NonEmpty
+    agent_id: NonEmpty
+    scan_id: NonEmpty
+    statement_ids: Annotated[list[HexDigest], Field(min_length=1)]
+    """Ids of the scan's statements (all parts) that this summarises."""
+    challenged: bool
+    objects: Count
+    items_present: Count
+    finished_at: Timestamp
+    issued_at: Timestamp
+
+
+# -- judgment --------------------------------------------------------------------------
+
+
+class JudgmentPredicate(PredicateModel):
+    """A finding the service made on its own clock (silent agent, overdue deadline, ...)."""
+
+    PREDICATE_TYPE: ClassVar[str] = JUDGMENT
+
+    case_id: NonEmpty
+    finding: Slug
+    """``no-response``, ``silent-agent``, ``overdue``, ``fork``, ``chain-gap``, ..."""
+    agent_id: NonEmpty | None = None
+    scope_id: NonEmpty | None = None
+    obligation_id: NonEmpty | None = None
+    detail: Annotated[str, StringConstraints(max_length=4096)] = ""
+    judged_at: Timestamp
+
+
+# -- verdict ---------------------------------------------------------------------------
+
+
+class VerdictItemCounts(PredicateModel):
+    total: Count
+    present: Count
+    deleted: Count
+    unseen: Count
+
+
+class VerdictPredicate(PredicateModel):
+    """The reconciliation of a case as of a log size: one outcome, with its reasons."""
+
+    PREDICATE_TYPE: ClassVar[str] = VERDICT
+
+    case_id: NonEmpty
+    version: Annotated[int, Field(ge=1)]
+    outcome: Literal["verified", "not_verified", "insufficient_evidence"]
+    reasons: list[Slug]
+    items: VerdictItemCounts
+    as_of_log_size: Count
+    as_of: Timestamp
+
+
+# -- registry and parsing --------------------------------------------------------------
+
+PREDICATE_MODELS: Mapping[str, type[PredicateModel]] = {
+    model.PREDICATE_TYPE: model
+    for model in (
+        ManifestPredicate, ScanPredicate, DeletionPredicate, CustodyPredicate,
+        DeidentifyPredicate, VendorPredicate, KeyRegistrationPredicate, SessionPredicate,
+        SummaryPredicate, JudgmentPredicate, VerdictPredicate,
+    )
+}
+
+M = TypeVar("M", bound=PredicateModel)
+
+
+def is_ours(predicate_type: str) -> bool:
+    return predicate_type.startswith(NAMESPACE)
+
+
+def parse_predicate(statement: Statement) -> PredicateModel | None:
+    """Our predicate model for ``statement``, or ``None`` for a foreign predicate type.
+
+    PredicateError for a predicate type in our namespace that we do not define, or a
+    predicate that breaks its schema.
+    """
+    if not is_ours(statement.predicate_type):
+        return None
+    model = PREDICATE_MODELS.get(statement.predicate_type)
+    if model is None:
+        known = ", ".join(sorted(PREDICATE_MODELS))
+        raise PredicateError(
+            f"unknown predicate type {statement.predicate_type} of deletion-audit; "
+            f"known: {known}"
+        )
+    return _validate(model, statement)
+
+
+def expect_predicate(statement: Statement, model: type[M]) -> M:
+    """The statement's predicate as ``model``; PredicateError if it is of another type."""
+    if statement.predicate_type != model.PREDICATE_TYPE:
+        raise PredicateError(
+            f"expected predicate type {model.PREDICATE_TYPE}, got {statement.predicate_type}"
+        )
+    return _validate(model, statement)
+
+
+def _validate(model: type[M], statement: Statement) -> M:
+    try:
+        return model.model_validate(dict(statement.predicate), by_alias=True, by_name=False)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_location(error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise PredicateError(
+            f"predicate of type {statement.predicate_type} is invalid: {problems}"
+        ) from None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(predicate)"
