@@ -32,7 +32,8 @@ class TestPlainInstall:
             [str(agent), "status", "--json", "--config", str(tmp_path / "none.toml")],
             capture_output=True, text=True, check=False, cwd=tmp_path,
         )
-        assert status.returncode == 1 and '"enrolled": false' in status.stdout
+        assert status.returncode == 1
+        assert '"enrolled": false' in status.stdout
         probe = subprocess.run(
             [str(py), "-c",
              "import importlib.util as u, json;"

@@ -15,5 +15,5 @@ class CliError(click.ClickException):
         super().__init__(message)
         self.exit_code = exit_code
 
-    def show(self, file: object = None) -> None:  # noqa: ARG002 - click's signature
+    def show(self, file: object = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)

@@ -43,7 +43,9 @@ def log_group() -> None:
 
 
 @log_group.command("init")
-@click.option("--origin", default=None, help="The log's public name (env DELETION_AUDIT_LOG_ORIGIN).")
+@click.option(
+    "--origin", default=None, help="The log's public name (env DELETION_AUDIT_LOG_ORIGIN)."
+)
 @db_options
 def log_init(origin: str | None, data_dir: Path | None, db_url: str | None) -> None:
     """Create the log's origin, log key and service key, once per installation."""

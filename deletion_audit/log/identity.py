@@ -43,7 +43,9 @@ def get_identity(session: Session) -> LogIdentity | None:
     return session.execute(select(LogIdentity).where(LogIdentity.id == 1)).scalar_one_or_none()
 
 
-def _registration(subject: str, origin: str, key: Ed25519PrivateKey, now: datetime) -> dict[str, str]:
+def _registration(
+    subject: str, origin: str, key: Ed25519PrivateKey, now: datetime
+) -> dict[str, str]:
     public = key.public_key()
     return {
         "keyId": keys.key_id(public),

@@ -51,15 +51,16 @@ def append_event(
     try:
         with session.begin_nested():
             session.add(LogLeaf(leaf_hash=leaf_hash, data=encoded.data, created_at=now))
-            row = Event(
-                type=event_type, body=dict(event), salt=encoded.salt,
-                leaf_hash=leaf_hash, created_at=now,
-            )
-            session.add(row)
             session.flush()
     except IntegrityError:
         # Only a public event can repeat byte for byte (restricted ones are salted).
         raise Conflict(f"this {event_type} event is already in the log") from None
+    row = Event(
+        type=event_type, body=dict(event), salt=encoded.salt, leaf_hash=leaf_hash,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
     return AppendedEvent(event_id=row.id, leaf_hash=leaf_hash)
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deletion_audit.models.base import Base, BigId, UtcDateTime
@@ -46,8 +56,8 @@ class LogLeaf(Base):
 
     __table_args__ = (
         # The integrator's queue: leaves not yet sequenced, in arrival order.
-        Index("ix_log_leaves_pending", "id", postgresql_where="idx IS NULL",
-              sqlite_where="idx IS NULL"),
+        Index("ix_log_leaves_pending", "id", postgresql_where=text("idx IS NULL"),
+              sqlite_where=text("idx IS NULL")),
     )
 
 

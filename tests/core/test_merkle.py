@@ -29,6 +29,10 @@ def _b64(value: str | None) -> bytes:
     return base64.b64decode(value) if value else b""
 
 
+def _vector_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
 def _vector_files(kind: str) -> list[Path]:
     return sorted((VECTORS / kind).rglob("*.json"))
 
@@ -90,7 +94,7 @@ class TestPublishedVectors:
             "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
         )
 
-    @pytest.mark.parametrize("path", _vector_files("inclusion"), ids=lambda p: str(p.parent.name + "/" + p.stem))
+    @pytest.mark.parametrize("path", _vector_files("inclusion"), ids=_vector_id)
     def test_inclusion(self, path: Path) -> None:
         v = _load(path)
         proof = [_b64(h) for h in v["proof"] or []]
@@ -101,7 +105,7 @@ class TestPublishedVectors:
         else:
             merkle.verify_inclusion(*args)
 
-    @pytest.mark.parametrize("path", _vector_files("consistency"), ids=lambda p: str(p.parent.name + "/" + p.stem))
+    @pytest.mark.parametrize("path", _vector_files("consistency"), ids=_vector_id)
     def test_consistency(self, path: Path) -> None:
         v = _load(path)
         proof = [_b64(h) for h in v["proof"] or []]

@@ -62,7 +62,8 @@ def start_server(args: list[str], env: dict[str, str], cwd: Path) -> Running:
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited: {lines} {proc.stdout.read() if proc.stdout else ''}")
+            rest = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"server exited: {lines} {rest}")
         try:
             return httpx.get(base + "/healthz", timeout=1).status_code == 200
         except httpx.TransportError:
@@ -150,7 +151,8 @@ class TestServePostgres:
         assert init.returncode == 0, init.stderr
         again = subprocess.run([*CLI, "log", "init", *common], env=env, capture_output=True,
                                text=True, check=False)
-        assert again.returncode == 1 and "runs once" in again.stderr
+        assert again.returncode == 1
+        assert "runs once" in again.stderr
         running = start_server(common, env, tmp_path)
         try:
             assert grow_and_watch(db_url, running.base, 4) == 6

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
-from deletion_audit.clock import FixedClock
 from deletion_audit.core import merkle
 from deletion_audit.core.checkpoint import open_checkpoint
 from deletion_audit.core.leaves import Disclosure, decode_leaf, opens
@@ -18,12 +17,7 @@ from deletion_audit.log.identity import check_not_rolled_back, load_keys
 from deletion_audit.log.verify import verify_log
 from deletion_audit.models import Event, LogCheckpoint, LogLeaf, LogNode, LogState
 from tests.conftest import T0
-from tests.support.log import LogEnv, make_log_env
-
-
-@pytest.fixture
-def env(tmp_path: Path, db_url: str) -> LogEnv:
-    return make_log_env(tmp_path, db_url, FixedClock(T0))
+from tests.support.log import LogEnv
 
 
 def _append(env: LogEnv, n: int, event_type: str = "attestation") -> list[bytes]:
@@ -74,7 +68,8 @@ class TestAppend:
             leaf = service.leaf_by_hash(session, leaf_hash)
         decoded = decode_leaf(leaf.data)
         assert decoded.disclosure is Disclosure.RESTRICTED
-        assert b"digest" not in leaf.data and f"{0:064x}".encode() not in leaf.data
+        assert b"digest" not in leaf.data
+        assert f"{0:064x}".encode() not in leaf.data
         assert row.salt is not None
         assert opens(decoded, row.body, row.salt)
         assert not opens(decoded, {**row.body, "n": 1}, row.salt)
@@ -83,9 +78,13 @@ class TestAppend:
         class Boom(Exception):
             pass
 
-        with pytest.raises(Boom), env.db.write() as session:
-            service.append_event(session, event_type="case", event={"x": 1}, now=T0)
-            raise Boom
+        def append_then_fail() -> None:
+            with env.db.write() as session:
+                service.append_event(session, event_type="case", event={"x": 1}, now=T0)
+                raise Boom
+
+        with pytest.raises(Boom):
+            append_then_fail()
         with env.db.read() as session:
             assert session.execute(select(LogLeaf).where(LogLeaf.idx.is_(None))).first() is None
             assert session.execute(select(Event).where(Event.type == "case")).first() is None
@@ -109,7 +108,8 @@ class TestIntegrate:
             reference.append(merkle.leaf_hash(d))
         with env.db.read() as session:
             cp = service.latest_checkpoint(session)
-            assert cp is not None and cp.size == 39
+            assert cp is not None
+            assert cp.size == 39
             assert cp.root == reference.root()
             for index in range(39):
                 proof = service.inclusion_proof(session, index=index, size=39)
@@ -123,7 +123,8 @@ class TestIntegrate:
             _append(env, n)
             env.integrate()
         with env.db.read() as session:
-            cps = session.execute(select(LogCheckpoint).order_by(LogCheckpoint.size)).scalars().all()
+            query = select(LogCheckpoint).order_by(LogCheckpoint.size)
+            cps = session.execute(query).scalars().all()
             assert [c.size for c in cps] == [2, 5, 6, 14]
             last = cps[-1]
             for cp in cps[:-1]:
@@ -136,7 +137,8 @@ class TestIntegrate:
         assert env.integrate() == 25
         with env.db.read() as session:
             cp = service.latest_checkpoint(session)
-        assert cp is not None and cp.size == 27
+        assert cp is not None
+        assert cp.size == 27
         assert cp.root == merkle.root_from_leaf_hashes(
             [merkle.leaf_hash(d) for d in _all_leaf_data(env)]
         )
@@ -149,7 +151,7 @@ class TestIntegrate:
         def work() -> None:
             try:
                 env.integrate()
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work) for _ in range(3)]
@@ -173,6 +175,14 @@ class TestIntegrate:
                 service.consistency_proof(session, first=2, second=1)
 
 
+def _forge_leaf(session: Session, index: int, data: bytes) -> None:
+    """What someone with write access to the database would do: replace a leaf outright."""
+    session.execute(delete(Event).where(Event.leaf_hash.in_(
+        select(LogLeaf.leaf_hash).where(LogLeaf.idx == index))))
+    session.execute(update(LogLeaf).where(LogLeaf.idx == index)
+                    .values(data=data, leaf_hash=merkle.leaf_hash(data)))
+
+
 class TestVerifyLog:
     def test_intact_log_verifies(self, env: LogEnv) -> None:
         _append(env, 20)
@@ -180,7 +190,8 @@ class TestVerifyLog:
         with env.db.read() as session:
             report = verify_log(session)
         assert report.ok, report.problems
-        assert report.size == 22 and report.checkpoints == 2
+        assert report.size == 22
+        assert report.checkpoints == 2
 
     def test_altered_leaf_data_is_named_by_index(self, env: LogEnv) -> None:
         _append(env, 20)
@@ -197,10 +208,7 @@ class TestVerifyLog:
         env.integrate()
         forged = b'{"forged":true}'
         with env.db.write() as session:
-            session.execute(
-                update(LogLeaf).where(LogLeaf.idx == 9)
-                .values(data=forged, leaf_hash=merkle.leaf_hash(forged))
-            )
+            _forge_leaf(session, 9, forged)
         with env.db.read() as session:
             report = verify_log(session)
         assert report.first_bad_index == 9
@@ -223,18 +231,18 @@ class TestVerifyLog:
         forged = b'{"forged":true}'
         forged_hash = merkle.leaf_hash(forged)
         with env.db.write() as session:
-            session.execute(update(LogLeaf).where(LogLeaf.idx == 3)
-                            .values(data=forged, leaf_hash=forged_hash))
+            _forge_leaf(session, 3, forged)
             session.execute(update(LogNode).where(LogNode.level == 0, LogNode.idx == 3)
                             .values(hash=forged_hash))
         with env.db.read() as session:
             report = verify_log(session)
         assert not report.ok
-        assert report.first_bad_index is not None and report.first_bad_index <= 6
+        assert report.first_bad_index is not None
+        assert report.first_bad_index <= 6
 
 
 class TestStartupChecks:
-    def test_a_foreign_log_key_refuses_to_start(self, env: LogEnv, tmp_path: Path) -> None:
+    def test_a_foreign_log_key_refuses_to_start(self, env: LogEnv) -> None:
         from deletion_audit.core import keys
 
         env.settings.log_key_path.unlink()

@@ -88,7 +88,8 @@ class PostgresServer:
             run(_find("pg_ctl"), "-D", str(server.data), "-o", opts, "-l",
                 str(root / "server.log"), "-w", "-t", "60", "start")
         except subprocess.CalledProcessError as exc:
-            log = (root / "server.log").read_text(errors="replace") if (root / "server.log").exists() else ""
+            log_file = root / "server.log"
+            log = log_file.read_text(errors="replace") if log_file.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr!r}\n{log}") from exc
         return server
 

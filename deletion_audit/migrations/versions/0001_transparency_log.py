@@ -12,7 +12,6 @@ from alembic import op
 
 from deletion_audit.models.base import UtcDateTime
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -58,8 +57,8 @@ def upgrade() -> None:
             "ix_log_leaves_pending",
             ["id"],
             unique=False,
-            postgresql_where="idx IS NULL",
-            sqlite_where="idx IS NULL",
+            postgresql_where=sa.text("idx IS NULL"),
+            sqlite_where=sa.text("idx IS NULL"),
         )
 
     op.create_table(
@@ -108,7 +107,9 @@ def downgrade() -> None:
     op.drop_table("log_nodes")
     with op.batch_alter_table("log_leaves", schema=None) as batch_op:
         batch_op.drop_index(
-            "ix_log_leaves_pending", postgresql_where="idx IS NULL", sqlite_where="idx IS NULL"
+            "ix_log_leaves_pending",
+            postgresql_where=sa.text("idx IS NULL"),
+            sqlite_where=sa.text("idx IS NULL"),
         )
 
     op.drop_table("log_leaves")
