@@ -49,10 +49,11 @@ class Running:
 
 def start_server(args: list[str], env: dict[str, str], cwd: Path) -> Running:
     port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), *args], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    with (cwd / "server.log").open("w") as log:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port), *args], cwd=cwd, env=env,
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     lines: list[str] = []
     assert proc.stdout is not None
@@ -63,7 +64,8 @@ def start_server(args: list[str], env: dict[str, str], cwd: Path) -> Running:
     def up() -> bool:
         if proc.poll() is not None:
             rest = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"server exited: {lines} {rest}")
+            log = (cwd / "server.log").read_text()
+            raise AssertionError(f"server exited: {lines} {rest} {log}")
         try:
             return httpx.get(base + "/healthz", timeout=1).status_code == 200
         except httpx.TransportError:
@@ -80,6 +82,8 @@ def stop(running: Running) -> None:
     except subprocess.TimeoutExpired:
         running.proc.kill()
         running.proc.wait()
+    if running.proc.stdout is not None:
+        running.proc.stdout.close()
 
 
 @pytest.fixture
