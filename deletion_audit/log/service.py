@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,14 +75,25 @@ def append_leaves(session: Session, leaves: Sequence[bytes], *, now: datetime) -
 
 
 def node_reader(session: Session) -> merkle.NodeReader:
+    """Read stored subtree hashes by ``(level, idx)``, in few round trips.
+
+    SQLite plans a row-value ``IN`` list as a full scan, but an ``OR`` of equalities as one
+    primary-key search per term (MULTI-INDEX OR); PostgreSQL handles the row-value list well.
+    """
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    chunk_size = 200 if sqlite else 500  # a flat OR chain stays far below SQLite's depth limit
+
     def read(ids: Sequence[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
         found: dict[merkle.NodeId, bytes] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
+        for start in range(0, len(ids), chunk_size):
+            chunk = list(ids[start : start + chunk_size])
+            if sqlite:
+                condition = or_(*(and_(LogNode.level == lvl, LogNode.idx == i)
+                                  for lvl, i in chunk))
+            else:
+                condition = tuple_(LogNode.level, LogNode.idx).in_(chunk)
             rows = session.execute(
-                select(LogNode.level, LogNode.idx, LogNode.hash).where(
-                    tuple_(LogNode.level, LogNode.idx).in_(chunk)
-                )
+                select(LogNode.level, LogNode.idx, LogNode.hash).where(condition)
             )
             for level, idx, h in rows:
                 found[(level, idx)] = h
