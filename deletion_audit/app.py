@@ -16,11 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deletion_audit import __version__
+from deletion_audit.cases import endpoints as case_endpoints
+from deletion_audit.cases import obligation_endpoints, scope_endpoints
 from deletion_audit.clock import Clock, SystemClock
 from deletion_audit.config import Settings
 from deletion_audit.context import AppContext
 from deletion_audit.db import Database
 from deletion_audit.errors import AuditError
+from deletion_audit.identity import endpoints as identity_endpoints
 from deletion_audit.log import endpoints as log_endpoints
 from deletion_audit.log.identity import check_not_rolled_back, load_keys
 from deletion_audit.log.service import current_size
@@ -89,6 +92,10 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(log_endpoints.router)
     app.include_router(log_endpoints.tiles_router)
+    app.include_router(identity_endpoints.router)
+    app.include_router(case_endpoints.router)
+    app.include_router(obligation_endpoints.router)
+    app.include_router(scope_endpoints.router)
 
     @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])
     def healthz() -> dict[str, Any]:

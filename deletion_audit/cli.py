@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keygen": ("deletion_audit.commands.keys", "keygen", "Generate an Ed25519 key pair."),
     "envelope": ("deletion_audit.commands.envelope", "envelope",
                  "Sign, co-sign and verify DSSE envelopes."),
+    "manifest": ("deletion_audit.commands.manifest", "manifest_group", "Evidence manifests."),
+    "org": ("deletion_audit.commands.people", "org_group", "Organisations."),
+    "user": ("deletion_audit.commands.people", "user_group", "People."),
+    "token": ("deletion_audit.commands.people", "token_group", "Personal access tokens."),
+    "key": ("deletion_audit.commands.people", "key_group", "People's signing keys."),
 }
 
 

@@ -52,6 +52,7 @@ EVENT_TYPES: dict[str, Disclosure] = {
     "manifest": Disclosure.RESTRICTED,
     "scope": Disclosure.RESTRICTED,
     "binding": Disclosure.RESTRICTED,
+    "data-flow": Disclosure.RESTRICTED,
     "obligation": Disclosure.RESTRICTED,
     "acceptance": Disclosure.RESTRICTED,
     "challenge": Disclosure.RESTRICTED,

@@ -1,6 +1,17 @@
 """Every ORM class, one module per aggregate."""
 
+from deletion_audit.models.agents import Agent, AgentStatus
 from deletion_audit.models.base import Base
+from deletion_audit.models.cases import Case, CaseRole, CaseStatus, Membership, Party, PartyRole
+from deletion_audit.models.identity import (
+    AccessToken,
+    AuditRecord,
+    KeyRevocationReason,
+    Organisation,
+    OrgKind,
+    User,
+    UserKey,
+)
 from deletion_audit.models.log import (
     Event,
     LogCheckpoint,
@@ -9,5 +20,48 @@ from deletion_audit.models.log import (
     LogNode,
     LogState,
 )
+from deletion_audit.models.obligations import (
+    Document,
+    DocumentContent,
+    DocumentState,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+)
+from deletion_audit.models.scopes import Binding, DataFlow, DataFlowKind, Scope, ScopeKind
 
-__all__ = ["Base", "Event", "LogCheckpoint", "LogIdentity", "LogLeaf", "LogNode", "LogState"]
+__all__ = [
+    "AccessToken",
+    "Agent",
+    "AgentStatus",
+    "AuditRecord",
+    "Base",
+    "Binding",
+    "Case",
+    "CaseRole",
+    "CaseStatus",
+    "DataFlow",
+    "DataFlowKind",
+    "Document",
+    "DocumentContent",
+    "DocumentState",
+    "Event",
+    "KeyRevocationReason",
+    "LogCheckpoint",
+    "LogIdentity",
+    "LogLeaf",
+    "LogNode",
+    "LogState",
+    "Membership",
+    "Obligation",
+    "ObligationKind",
+    "ObligationState",
+    "OrgKind",
+    "Organisation",
+    "Party",
+    "PartyRole",
+    "Scope",
+    "ScopeKind",
+    "User",
+    "UserKey",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData
@@ -20,6 +21,11 @@ NAMING_CONVENTION = {
 
 # SQLite assigns rowids only to INTEGER PRIMARY KEY; PostgreSQL needs 64 bits at our scale.
 BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def check_in(column: str, values: type[StrEnum]) -> str:
+    """A CHECK expression keeping a string column within an enum's values (both engines)."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -1,0 +1,1 @@
+"""Cases: parties, members, permissions, status, obligations and deadlines, scopes."""

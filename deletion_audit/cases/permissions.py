@@ -1,0 +1,114 @@
+"""Who may do what in a case: ONE table, keyed by the member's (party role, case role).
+
+Every endpoint checks it through :func:`deletion_audit.cases.access.authorize`, and the
+access-matrix test is generated from it. A person has one membership per case, so one role
+pair decides. Actions whose endpoints arrive with later issues are in the table already
+(:data:`PENDING`), so the policy is decided in one place before the code that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from deletion_audit.models import CaseRole, PartyRole
+
+Role = tuple[PartyRole, CaseRole]
+
+
+class Action(StrEnum):
+    CREATE_CASE = "create_case"
+    READ_CASE = "read_case"
+    CHANGE_STATUS = "change_status"
+    ADD_PARTIES = "add_parties"
+    ADD_MEMBERS = "add_members"
+    SET_OBLIGATIONS = "set_obligations"
+    WAIVE_OBLIGATIONS = "waive_obligations"
+    SUBMIT_DOCUMENTS = "submit_documents"
+    ACCEPT_DOCUMENTS = "accept_documents"
+    READ_DOCUMENTS = "read_documents"
+    DECLARE_SCOPES = "declare_scopes"
+    DECLARE_DATA_FLOWS = "declare_data_flows"
+    READ_SCOPES = "read_scopes"
+    BIND_SCOPES = "bind_scopes"
+    ISSUE_ENROLLMENT_TOKENS = "issue_enrollment_tokens"
+    REVOKE_AGENTS = "revoke_agents"
+    REGISTER_MANIFESTS = "register_manifests"
+    START_REVIEWS = "start_reviews"
+    READ_VERDICTS = "read_verdicts"
+    EXPORT_BUNDLES = "export_bundles"
+
+
+PROSECUTOR: Role = (PartyRole.PROCURATORATE, CaseRole.PROSECUTOR)
+EXAMINER: Role = (PartyRole.PROCURATORATE, CaseRole.EXAMINER)
+LAB_EXAMINER: Role = (PartyRole.FORENSIC_LAB, CaseRole.EXAMINER)
+RESPONDENT: Role = (PartyRole.RESPONDENT, CaseRole.COMPANY_OFFICER)
+VENDOR: Role = (PartyRole.VENDOR, CaseRole.COMPANY_OFFICER)
+CUSTODIAN: Role = (PartyRole.CUSTODIAN, CaseRole.COMPANY_OFFICER)
+REGULATOR: Role = (PartyRole.REGULATOR, CaseRole.WITNESS)
+WITNESS: Role = (PartyRole.WITNESS_BODY, CaseRole.WITNESS)
+
+# Which case roles a member of each kind of party may hold.
+MEMBER_ROLES: Mapping[PartyRole, frozenset[CaseRole]] = {
+    PartyRole.PROCURATORATE: frozenset({CaseRole.PROSECUTOR, CaseRole.EXAMINER}),
+    PartyRole.FORENSIC_LAB: frozenset({CaseRole.EXAMINER}),
+    PartyRole.RESPONDENT: frozenset({CaseRole.COMPANY_OFFICER}),
+    PartyRole.VENDOR: frozenset({CaseRole.COMPANY_OFFICER}),
+    PartyRole.CUSTODIAN: frozenset({CaseRole.COMPANY_OFFICER}),
+    PartyRole.REGULATOR: frozenset({CaseRole.WITNESS}),
+    PartyRole.WITNESS_BODY: frozenset({CaseRole.WITNESS}),
+}
+
+ALL_ROLES: frozenset[Role] = frozenset(
+    (party, case_role) for party, roles in MEMBER_ROLES.items() for case_role in roles
+)
+EXAMINERS = frozenset({EXAMINER, LAB_EXAMINER})
+# Parties that hold data and run agents on their own systems.
+DATA_HOLDERS = frozenset({RESPONDENT, VENDOR, CUSTODIAN})
+
+PERMISSIONS: Mapping[Action, frozenset[Role]] = {
+    # Whoever opens a case becomes its procuratorate party's prosecutor.
+    Action.CREATE_CASE: frozenset({PROSECUTOR}),
+    Action.READ_CASE: ALL_ROLES,
+    Action.CHANGE_STATUS: frozenset({PROSECUTOR}),
+    Action.ADD_PARTIES: frozenset({PROSECUTOR}),
+    Action.ADD_MEMBERS: frozenset({PROSECUTOR}),
+    Action.SET_OBLIGATIONS: frozenset({PROSECUTOR}),
+    Action.WAIVE_OBLIGATIONS: frozenset({PROSECUTOR}),
+    Action.SUBMIT_DOCUMENTS: frozenset({RESPONDENT}),
+    Action.ACCEPT_DOCUMENTS: frozenset({PROSECUTOR}),
+    # Undertakings and policies are read by the procuratorate and the company; witnesses
+    # see the outcome (obligation states), not the letters.
+    Action.READ_DOCUMENTS: frozenset({PROSECUTOR, RESPONDENT}),
+    Action.DECLARE_SCOPES: DATA_HOLDERS,
+    Action.DECLARE_DATA_FLOWS: frozenset({RESPONDENT}),
+    # Scope specifications name paths, tables and buckets: not for witnesses.
+    Action.READ_SCOPES: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
+    Action.BIND_SCOPES: frozenset({PROSECUTOR}),
+    Action.ISSUE_ENROLLMENT_TOKENS: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
+    Action.REVOKE_AGENTS: frozenset({PROSECUTOR, RESPONDENT}),
+    Action.REGISTER_MANIFESTS: frozenset({PROSECUTOR}) | EXAMINERS,
+    Action.START_REVIEWS: frozenset({PROSECUTOR}),
+    Action.READ_VERDICTS: ALL_ROLES,
+    Action.EXPORT_BUNDLES: frozenset({PROSECUTOR}),
+}
+
+# Actions whose endpoints come with later issues (agents, manifests, reviews, verdicts,
+# bundles); the access-matrix test lists them as not yet covered.
+PENDING: frozenset[Action] = frozenset({
+    Action.ISSUE_ENROLLMENT_TOKENS, Action.REVOKE_AGENTS, Action.REGISTER_MANIFESTS,
+    Action.START_REVIEWS, Action.READ_VERDICTS, Action.EXPORT_BUNDLES,
+})
+
+
+def is_allowed(action: Action, role: Role) -> bool:
+    return role in PERMISSIONS[action]
+
+
+def describe_role(role: Role) -> str:
+    party, case_role = role
+    return f"{case_role.value} of the {party.value}"
+
+
+def who_may(action: Action) -> str:
+    return ", ".join(sorted(describe_role(r) for r in PERMISSIONS[action]))

@@ -1,0 +1,1 @@
+"""People: organisations, users, personal access tokens, signing keys, authentication."""

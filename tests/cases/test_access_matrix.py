@@ -1,0 +1,225 @@
+"""The access matrix, generated from the permission table (deletion_audit/cases/
+permissions.py): every case endpoint × every role of the table, plus a non-member.
+
+Allowed → neither 403 nor 404 (2xx, or a 409 when an earlier allowed caller already
+changed the state); a member without the right → 403; a non-member → 404, exactly as for a
+case that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deletion_audit.app import create_app
+from deletion_audit.cases.permissions import (
+    ALL_ROLES,
+    PENDING,
+    PERMISSIONS,
+    Action,
+    Role,
+    describe_role,
+    is_allowed,
+)
+from deletion_audit.identity import service as people
+from deletion_audit.models import OrgKind, PartyRole
+from tests.support.log import LogEnv
+from tests.support.world import World, add_agent
+
+
+@dataclass
+class Setup:
+    """Things in the case the endpoints act on."""
+
+    world: World
+    ids: dict[str, Any] = field(default_factory=dict)
+
+
+# A request body; "$name" values are ids from the Setup, "{role}" the caller's role.
+Body = dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    action: Action
+    body: Body = None
+    upload: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _name(role: Role) -> str:
+    return f"{role[0].value}-{role[1].value}".replace("_", "-")
+
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("GET", "/api/v1/cases/{case_id}", Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/status", Action.CHANGE_STATUS,
+             {"status": "remediating"}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/parties", Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/parties", Action.ADD_PARTIES,
+             {"organisation": "second-vendor", "role": "vendor"}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/members", Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/members", Action.ADD_MEMBERS,
+             {"user": "second-officer", "role": "company_officer",
+                           "party_id": "$respondent_party"}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/obligations", Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/obligations", Action.SET_OBLIGATIONS,
+             {"kind": "retention", "title": "人脸到访后24小时内删除",
+                           "details": {"max_age_hours": 24}}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/obligations/{document_obligation}",
+             Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/obligations/{retention}/waive",
+             Action.WAIVE_OBLIGATIONS, {"reason": "已由行政机关处理"}),
+    Endpoint("POST", "/api/v1/cases/{case_id}/obligations/{retention}/state",
+             Action.SET_OBLIGATIONS,
+             {"state": "breached", "reason": "回头看发现未删除"}),
+    Endpoint("POST",
+             "/api/v1/cases/{case_id}/obligations/{empty_document_obligation}/documents",
+             Action.SUBMIT_DOCUMENTS, upload=True),
+    Endpoint("GET", "/api/v1/cases/{case_id}/obligations/{document_obligation}/documents",
+             Action.READ_DOCUMENTS),
+    Endpoint("GET", "/api/v1/cases/{case_id}/obligations/{document_obligation}/documents/"
+             "{document}/content", Action.READ_DOCUMENTS),
+    Endpoint("POST", "/api/v1/cases/{case_id}/obligations/{document_obligation}/documents/"
+             "{document}/accept", Action.ACCEPT_DOCUMENTS, {}),
+    Endpoint("POST", "/api/v1/cases/{case_id}/obligations/{document_obligation}/documents/"
+             "{document}/reject", Action.ACCEPT_DOCUMENTS,
+             {"reason": "未加盖公章"}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/scopes", Action.READ_SCOPES),
+    Endpoint("POST", "/api/v1/cases/{case_id}/scopes", Action.DECLARE_SCOPES,
+             {"name": "nas-{role}", "kind": "directory",
+                           "spec": {"root": "/srv/faces"}, "location_codes": ["SH-QP/NAS1"]}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/scopes/{scope}", Action.READ_SCOPES),
+    Endpoint("GET", "/api/v1/cases/{case_id}/data-flows", Action.READ_SCOPES),
+    Endpoint("POST", "/api/v1/cases/{case_id}/data-flows", Action.DECLARE_DATA_FLOWS,
+             {"kind": "cloud_upload", "description": "每日上传云端",
+                           "destination": "oss://bucket", "scope_id": "$scope"}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/scopes/{scope}/bindings", Action.READ_SCOPES),
+    Endpoint("POST", "/api/v1/cases/{case_id}/scopes/{scope}/bindings", Action.BIND_SCOPES,
+             {"agent_id": "$free_agent"}),
+    Endpoint("DELETE", "/api/v1/cases/{case_id}/scopes/{scope}/bindings/{bound_agent}",
+             Action.BIND_SCOPES),
+]
+
+# Endpoints that are not about one case: creating and listing cases are checked in
+# test_cases_api.py (only a procuratorate opens cases; the list shows only my cases).
+NOT_CASE_SCOPED = {("POST", "/api/v1/cases"), ("GET", "/api/v1/cases")}
+
+
+def _setup(world: World, client: TestClient) -> Setup:
+    setup = Setup(world=world)
+    env = world.env
+    with env.db.write() as session:
+        vendor = people.create_organisation(session, name="second-vendor", kind=OrgKind.COMPANY,
+                                            actor="test", now=env.clock.now())
+        company = people.get_organisation(session, "sales-office")
+        people.create_user(session, name="second-officer", organisation=company, actor="test",
+                           now=env.clock.now())
+        assert vendor.id
+    h = world.prosecutor.headers
+    base = f"/api/v1/cases/{world.case_id}"
+    deadline = {"start_event": "检察建议书送达", "served_on": "2026-03-02",
+                "preset": "reply-2-months"}
+    for key, title in (("document_obligation", "承诺书"), ("empty_document_obligation", "制度")):
+        r = client.post(f"{base}/obligations", headers=h, json={
+            "kind": "document", "title": title, "deadline": deadline})
+        assert r.status_code == 201, r.text
+        setup.ids[key] = r.json()["id"]
+    r = client.post(f"{base}/obligations", headers=h, json={
+        "kind": "retention", "title": "定期删除", "details": {"max_age_hours": 24}})
+    setup.ids["retention"] = r.json()["id"]
+    r = client.post(f"{base}/obligations/{setup.ids['document_obligation']}/documents",
+                    headers=world.company.headers,
+                    files={"file": ("承诺书.pdf", b"%PDF-1.4 undertaking", "application/pdf")})
+    assert r.status_code == 201, r.text
+    setup.ids["document"] = r.json()["id"]
+    r = client.post(f"{base}/scopes", headers=world.company.headers, json={
+        "name": "nas", "kind": "directory", "spec": {"root": "/srv/faces"}})
+    setup.ids["scope"] = r.json()["id"]
+    setup.ids["free_agent"] = add_agent(world)
+    setup.ids["bound_agent"] = add_agent(world)
+    r = client.post(f"{base}/scopes/{setup.ids['scope']}/bindings", headers=h,
+                    json={"agent_id": setup.ids["bound_agent"]})
+    assert r.status_code == 201, r.text
+    setup.ids["case_id"] = world.case_id
+    setup.ids["respondent_party"] = world.parties[PartyRole.RESPONDENT]
+    return setup
+
+
+def _resolve(value: Any, setup: Setup, role: Role | None) -> Any:
+    if isinstance(value, str) and value.startswith("$"):
+        return setup.ids[value[1:]]
+    if isinstance(value, str) and "{role}" in value:
+        return value.replace("{role}", _name(role) if role else "outsider")
+    return value
+
+
+def _call(client: TestClient, endpoint: Endpoint, setup: Setup, role: Role | None,
+          headers: dict[str, str]) -> int:
+    path = endpoint.path.format(**setup.ids)
+    kwargs: dict[str, Any] = {"headers": headers}
+    if endpoint.upload:
+        kwargs["files"] = {"file": ("制度.pdf", b"%PDF-1.4 policy", "application/pdf")}
+    elif endpoint.body is not None:
+        kwargs["json"] = {k: _resolve(v, setup, role) for k, v in endpoint.body.items()}
+    return client.request(endpoint.method, path, **kwargs).status_code
+
+
+class TestAccessMatrix:
+    @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+    def test_every_role_gets_what_the_table_says(
+        self, env: LogEnv, world: World, endpoint: Endpoint
+    ) -> None:
+        with TestClient(create_app(env.ctx, run_jobs=False)) as client:
+            setup = _setup(world, client)
+            outcomes: dict[str, int] = {}
+            # Denied roles first: a refused request must change nothing an allowed one needs.
+            for role in sorted(ALL_ROLES, key=lambda r: is_allowed(endpoint.action, r)):
+                person = world.by_role(role)
+                status = _call(client, endpoint, setup, role, person.headers)
+                outcomes[describe_role(role)] = status
+                if is_allowed(endpoint.action, role):
+                    assert status < 300 or status == 409, (role, status)
+                else:
+                    assert status == 403, (role, status)
+            status = _call(client, endpoint, setup, None, world.outsider.headers)
+            assert status == 404, ("non-member", status)
+            # A case that does not exist answers exactly as one the caller is not in.
+            setup.ids["case_id"] = 999_999
+            missing = _call(client, endpoint, setup, None, world.prosecutor.headers)
+            assert missing == 404, ("nonexistent case", missing)
+            assert any(s < 300 for s in outcomes.values()), outcomes
+
+
+def _shape(path: str) -> str:
+    """A path with its parameters blanked: the matrix names them after what they hold."""
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+class TestMatrixCoverage:
+    def test_every_case_route_is_in_the_matrix(self, env: LogEnv) -> None:
+        app = create_app(env.ctx, run_jobs=False)
+        routes = {
+            (method.upper(), _shape(path))
+            for path, operations in app.openapi()["paths"].items()
+            if path.startswith("/api/v1/cases")
+            for method in operations
+        }
+        listed = {(m, _shape(p)) for m, p in
+                  {(e.method, e.path) for e in ENDPOINTS} | NOT_CASE_SCOPED}
+        assert routes - listed == set(), "case endpoints missing from the access matrix"
+        assert listed - routes == set(), "matrix lists endpoints the app does not have"
+
+    def test_every_action_is_covered_or_pending(self) -> None:
+        covered = {e.action for e in ENDPOINTS} | {Action.CREATE_CASE}
+        assert covered | PENDING == set(PERMISSIONS)
+        # A pending action has no endpoint yet; when one lands, it leaves PENDING.
+        assert covered & PENDING == set()
