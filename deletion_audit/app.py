@@ -23,6 +23,7 @@ from deletion_audit.config import Settings
 from deletion_audit.context import AppContext
 from deletion_audit.db import Database
 from deletion_audit.errors import AuditError
+from deletion_audit.evidence import endpoints as evidence_endpoints
 from deletion_audit.identity import endpoints as identity_endpoints
 from deletion_audit.log import endpoints as log_endpoints
 from deletion_audit.log.identity import check_not_rolled_back, load_keys
@@ -96,6 +97,7 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(case_endpoints.router)
     app.include_router(obligation_endpoints.router)
     app.include_router(scope_endpoints.router)
+    app.include_router(evidence_endpoints.router)
 
     @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])
     def healthz() -> dict[str, Any]:

@@ -158,7 +158,9 @@ class ManifestPredicate(PredicateModel):
     root: HexDigest
     """RFC 6962 root over the manifest's leaves."""
     created_at: Timestamp
-    examiner_key_id: HexDigest
+    examiner_key_id: HexDigest | None
+    """As in the manifest header: null when the file names no examiner key (then the
+    envelope's signature alone says who signed). Always written, null included."""
 
 
 # -- scan ------------------------------------------------------------------------------

@@ -20,6 +20,13 @@ from deletion_audit.models.log import (
     LogNode,
     LogState,
 )
+from deletion_audit.models.manifests import (
+    Manifest,
+    ManifestFilter,
+    ManifestItem,
+    ManifestNode,
+    ManifestUpload,
+)
 from deletion_audit.models.obligations import (
     Document,
     DocumentContent,
@@ -52,6 +59,11 @@ __all__ = [
     "LogLeaf",
     "LogNode",
     "LogState",
+    "Manifest",
+    "ManifestFilter",
+    "ManifestItem",
+    "ManifestNode",
+    "ManifestUpload",
     "Membership",
     "Obligation",
     "ObligationKind",

@@ -8,6 +8,7 @@ case that does not exist.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from deletion_audit.cases.permissions import (
 )
 from deletion_audit.identity import service as people
 from deletion_audit.models import OrgKind, PartyRole
+from tests.support import evidence
+from tests.support.evidence import SignedManifest, examiner_key, write_signed
 from tests.support.log import LogEnv
 from tests.support.world import World, add_agent
 
@@ -50,6 +53,9 @@ class Endpoint:
     action: Action
     body: Body = None
     upload: bool = False
+    # Requests that are not plain JSON: "manifest" (a fresh signed manifest, multipart),
+    # "chunk" (raw bytes at Upload-Offset 0), "complete" (the setup's upload's envelope).
+    special: str | None = None
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -107,6 +113,21 @@ ENDPOINTS: list[Endpoint] = [
              {"agent_id": "$free_agent"}),
     Endpoint("DELETE", "/api/v1/cases/{case_id}/scopes/{scope}/bindings/{bound_agent}",
              Action.BIND_SCOPES),
+    Endpoint("GET", "/api/v1/cases/{case_id}/manifests", Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/manifests", Action.REGISTER_MANIFESTS,
+             special="manifest"),
+    Endpoint("GET", "/api/v1/cases/{case_id}/manifests/{manifest}", Action.READ_CASE),
+    Endpoint("POST", "/api/v1/cases/{case_id}/manifests/uploads", Action.REGISTER_MANIFESTS),
+    Endpoint("GET", "/api/v1/cases/{case_id}/manifests/uploads/{upload}",
+             Action.REGISTER_MANIFESTS),
+    Endpoint("PUT", "/api/v1/cases/{case_id}/manifests/uploads/{empty_upload}",
+             Action.REGISTER_MANIFESTS, special="chunk"),
+    Endpoint("POST", "/api/v1/cases/{case_id}/manifests/uploads/{upload}/complete",
+             Action.REGISTER_MANIFESTS, special="complete"),
+    Endpoint("GET", "/api/v1/cases/{case_id}/manifests/{manifest}/filter",
+             Action.MATCH_MANIFESTS),
+    Endpoint("POST", "/api/v1/cases/{case_id}/manifests/{manifest}/confirm",
+             Action.MATCH_MANIFESTS, {"digests": []}),
 ]
 
 # Endpoints that are not about one case: creating and listing cases are checked in
@@ -149,9 +170,40 @@ def _setup(world: World, client: TestClient) -> Setup:
     r = client.post(f"{base}/scopes/{setup.ids['scope']}/bindings", headers=h,
                     json={"agent_id": setup.ids["bound_agent"]})
     assert r.status_code == 201, r.text
+    _setup_manifests(setup, client)
     setup.ids["case_id"] = world.case_id
     setup.ids["respondent_party"] = world.parties[PartyRole.RESPONDENT]
     return setup
+
+
+def _setup_manifests(setup: Setup, client: TestClient) -> None:
+    world = setup.world
+    directory = world.env.settings.data_dir / "manifests"
+    directory.mkdir(parents=True, exist_ok=True)
+    key = examiner_key(world)
+    counter = iter(range(1, 10_000))
+
+    def fresh() -> SignedManifest:
+        n = next(counter)
+        return write_signed(directory, key, case=world.case_number,
+                            items=evidence.entries(3, seed=n), name=f"m{n}.jsonl")
+
+    setup.ids["fresh_manifest"] = fresh
+    h = world.prosecutor.headers
+    base = f"{world.url}/manifests"
+    first = fresh()
+    r = client.post(base, headers=h, files={
+        "manifest": ("m.jsonl", first.path.read_bytes()),
+        "envelope": ("e.json", json.dumps(first.envelope).encode())})
+    assert r.status_code == 201, r.text
+    setup.ids["manifest"] = r.json()["id"]
+    upload = client.post(f"{base}/uploads", headers=h).json()["id"]
+    pending = fresh()
+    client.put(f"{base}/uploads/{upload}", headers={**h, "Upload-Offset": "0"},
+               content=pending.path.read_bytes())
+    setup.ids["upload"] = upload
+    setup.ids["upload_envelope"] = pending.envelope
+    setup.ids["empty_upload"] = client.post(f"{base}/uploads", headers=h).json()["id"]
 
 
 def _resolve(value: Any, setup: Setup, role: Role | None) -> Any:
@@ -166,7 +218,18 @@ def _call(client: TestClient, endpoint: Endpoint, setup: Setup, role: Role | Non
           headers: dict[str, str]) -> int:
     path = endpoint.path.format(**setup.ids)
     kwargs: dict[str, Any] = {"headers": headers}
-    if endpoint.upload:
+    if endpoint.special == "manifest":
+        signed = setup.ids["fresh_manifest"]()
+        kwargs["files"] = {"manifest": ("m.jsonl", signed.path.read_bytes()),
+                           "envelope": ("e.json", json.dumps(signed.envelope).encode())}
+        kwargs["data"] = {"supersede_reason": "补充鉴定"}
+    elif endpoint.special == "chunk":
+        kwargs["headers"] = {**headers, "Upload-Offset": "0"}
+        kwargs["content"] = b'{"format":"deletion-audit-manifest"}\n'
+    elif endpoint.special == "complete":
+        kwargs["json"] = {"envelope": setup.ids["upload_envelope"],
+                          "supersede_reason": "补充鉴定"}
+    elif endpoint.upload:
         kwargs["files"] = {"file": ("制度.pdf", b"%PDF-1.4 policy", "application/pdf")}
     elif endpoint.body is not None:
         kwargs["json"] = {k: _resolve(v, setup, role) for k, v in endpoint.body.items()}

@@ -1,0 +1,1 @@
+"""Evidence: manifests registered in a case, their items, tree and filter."""
