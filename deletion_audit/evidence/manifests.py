@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from binascii import unhexlify
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from deletion_audit.core import dsse, keys, merkle
 from deletion_audit.core.errors import FormatError, PredicateError, SignatureError
-from deletion_audit.core.manifest import ManifestError, read_manifest
+from deletion_audit.core.manifest import ManifestEntry, ManifestError, read_manifest
 from deletion_audit.core.predicates import ManifestPredicate, expect_predicate
 from deletion_audit.core.statements import parse_statement
 from deletion_audit.db import Database
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 20_000
 STORED_LEVEL = 8  # manifest_nodes keeps levels >= 8; lower ones come from 256 item rows
+BLOCK_LEAVES = 1 << STORED_LEVEL
 ABANDONED_AFTER = timedelta(hours=1)
 
 KeyLookup = Callable[[Session, int], Sequence[tuple[str, Ed25519PublicKey]]]
@@ -102,14 +105,6 @@ def _check_envelope(
     )
 
 
-def _item_row(manifest_id: int, ordinal: int, entry: Any) -> bulk.ItemRow:
-    return (
-        manifest_id, ordinal, bytes.fromhex(entry.digest), KIND_CODES[entry.kind], entry.size,
-        bytes.fromhex(entry.subject) if entry.subject else None, entry.source,
-        bytes.fromhex(entry.pdq) if entry.pdq else None,
-    )
-
-
 def _remove_rows(session: Session, manifest_id: int) -> None:
     session.execute(delete(ManifestItem).where(ManifestItem.manifest_id == manifest_id))
     session.execute(delete(ManifestNode).where(ManifestNode.manifest_id == manifest_id))
@@ -117,38 +112,61 @@ def _remove_rows(session: Session, manifest_id: int) -> None:
     session.execute(delete(Manifest).where(Manifest.id == manifest_id))
 
 
+def _perfect_root(hashes: list[bytes]) -> bytes:
+    """RFC 6962 root of a power-of-two number of leaf hashes, a level at a time."""
+    sha256 = hashlib.sha256
+    while len(hashes) > 1:
+        hashes = [sha256(b"\x01" + hashes[i] + hashes[i + 1]).digest()
+                  for i in range(0, len(hashes), 2)]
+    return hashes[0]
+
+
 class _Importer:
-    """One import's streaming state: rows, stored nodes, filter bits, counts."""
+    """One import's streaming state: rows, stored nodes, filter bits, counts.
+
+    Nodes at level >= 8 come from a second frontier over the roots of whole 256-leaf
+    blocks, so the per-entry work is appending to lists (the reader has already checked
+    and hashed the line).
+    """
 
     def __init__(self, db: Database, manifest_id: int, signed: _Signed, now: datetime) -> None:
         self.db = db
         self.manifest_id = manifest_id
         self.now = now
-        self.frontier = merkle.Frontier()
+        self.count = 0
+        self.upper = merkle.Frontier()
+        self.block: list[bytes] = []
         self.filter = FilterBuilder(signed.predicate.count, bytes.fromhex(
             signed.predicate.root))
-        self.kinds: dict[str, int] = {}
-        self.subjects: set[bytes] = set()
+        self.kinds: Counter[str] = Counter()
+        self.subjects: set[str] = set()
         self.items: list[bulk.ItemRow] = []
         self.nodes: list[bulk.NodeRow] = []
 
-    def add(self, entry: Any, leaf: bytes) -> None:
-        ordinal = self.frontier.size
-        row = _item_row(self.manifest_id, ordinal, entry)
-        self.items.append(row)
-        self.kinds[entry.kind] = self.kinds.get(entry.kind, 0) + 1
-        if row[5] is not None:
-            self.subjects.add(row[5])
-        for level, idx, h in self.frontier.append(leaf):
-            if level >= STORED_LEVEL:
-                self.nodes.append((self.manifest_id, level, idx, h))
+    def add(self, entry: ManifestEntry, leaf: bytes) -> None:
+        subject = entry.subject
+        self.items.append((
+            self.manifest_id, self.count, unhexlify(entry.digest), KIND_CODES[entry.kind],
+            entry.size, None if subject is None else unhexlify(subject), entry.source,
+            None if entry.pdq is None else unhexlify(entry.pdq),
+        ))
+        self.count += 1
+        self.kinds[entry.kind] += 1
+        if subject is not None:
+            self.subjects.add(subject)
+        block = self.block
+        block.append(leaf)
+        if len(block) == BLOCK_LEAVES:
+            for level, idx, h in self.upper.append(_perfect_root(block)):
+                self.nodes.append((self.manifest_id, level + STORED_LEVEL, idx, h))
+            self.block = []
         if len(self.items) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         if not self.items:
             return
-        self.filter.add(b"".join(row[2] for row in self.items))
+        self.filter.add(b"".join([row[2] for row in self.items]))
         with self.db.write() as session:
             bulk.insert_items(session, self.items)
             bulk.insert_nodes(session, self.nodes)
@@ -251,7 +269,7 @@ def _activate(
     appended = append_event(session, event_type="manifest", event=event, now=now)
     row.state = "active"
     row.header = header
-    row.kinds = importer.kinds
+    row.kinds = dict(importer.kinds)
     row.subjects = len(importer.subjects)
     row.supersedes_id = previous.id if previous else None
     row.leaf_hash = appended.leaf_hash
