@@ -23,15 +23,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from deletion_audit.core import dsse, keys, merkle
+from deletion_audit.core import bloom, dsse, keys, merkle
 from deletion_audit.core.errors import FormatError, PredicateError, SignatureError
-from deletion_audit.core.manifest import ManifestEntry, ManifestError, read_manifest
+from deletion_audit.core.manifest import Groups, ManifestError, read_manifest
 from deletion_audit.core.predicates import ManifestPredicate, expect_predicate
 from deletion_audit.core.statements import parse_statement
 from deletion_audit.db import Database
 from deletion_audit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from deletion_audit.evidence import bulk
-from deletion_audit.evidence.filters import FilterBuilder
 from deletion_audit.log.service import append_event
 from deletion_audit.models.cases import CaseRole, Membership
 from deletion_audit.models.identity import UserKey
@@ -48,6 +47,7 @@ log = logging.getLogger(__name__)
 BATCH = 20_000
 STORED_LEVEL = 8  # manifest_nodes keeps levels >= 8; lower ones come from 256 item rows
 BLOCK_LEAVES = 1 << STORED_LEVEL
+KIND_BYTES = {name.encode("ascii"): code for name, code in KIND_CODES.items()}
 ABANDONED_AFTER = timedelta(hours=1)
 
 KeyLookup = Callable[[Session, int], Sequence[tuple[str, Ed25519PublicKey]]]
@@ -136,22 +136,23 @@ class _Importer:
         self.count = 0
         self.upper = merkle.Frontier()
         self.block: list[bytes] = []
-        self.filter = FilterBuilder(signed.predicate.count, bytes.fromhex(
+        self.filter = bloom.BloomBuilder(signed.predicate.count, bytes.fromhex(
             signed.predicate.root))
-        self.kinds: Counter[str] = Counter()
-        self.subjects: set[str] = set()
+        self.kinds: Counter[bytes] = Counter()
+        self.subjects: set[bytes] = set()
         self.items: list[bulk.ItemRow] = []
         self.nodes: list[bulk.NodeRow] = []
 
-    def add(self, entry: ManifestEntry, leaf: bytes) -> None:
-        subject = entry.subject
+    def add(self, fields: Groups, leaf: bytes) -> None:
+        digest, kind, pdq, size, source, subject = fields
         self.items.append((
-            self.manifest_id, self.count, unhexlify(entry.digest), KIND_CODES[entry.kind],
-            entry.size, None if subject is None else unhexlify(subject), entry.source,
-            None if entry.pdq is None else unhexlify(entry.pdq),
+            self.manifest_id, self.count, unhexlify(digest), KIND_BYTES[kind], int(size),
+            None if subject is None else unhexlify(subject),
+            None if source is None else source.decode("ascii"),
+            None if pdq is None else unhexlify(pdq),
         ))
         self.count += 1
-        self.kinds[entry.kind] += 1
+        self.kinds[kind] += 1
         if subject is not None:
             self.subjects.add(subject)
         block = self.block
@@ -214,8 +215,8 @@ def register_manifest(
     try:
         importer = _Importer(db, manifest_id, signed, now)
         with read_manifest(stream) as reader:
-            for entry, leaf in reader.records():
-                importer.add(entry, leaf)
+            for fields, leaf in reader.raw_records():
+                importer.add(fields, leaf)
             importer.flush()
             summary = reader.summary
         _check_summary(summary, signed)
@@ -269,7 +270,7 @@ def _activate(
     appended = append_event(session, event_type="manifest", event=event, now=now)
     row.state = "active"
     row.header = header
-    row.kinds = dict(importer.kinds)
+    row.kinds = {kind.decode("ascii"): n for kind, n in importer.kinds.items()}
     row.subjects = len(importer.subjects)
     row.supersedes_id = previous.id if previous else None
     row.leaf_hash = appended.leaf_hash

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from deletion_audit.core import dsse, keys, merkle
 from deletion_audit.core import manifest as mf
 from deletion_audit.core.errors import FormatError
+from deletion_audit.core.manifest._format import ENTRY_LINE
+from deletion_audit.core.manifest._writer import _fold_root
 from deletion_audit.core.statements import Statement, Subject, statement_bytes
 
 CREATED = "2026-03-02T01:30:00Z"
@@ -104,7 +106,7 @@ class TestEntry:
     def test_every_canonical_valid_entry_takes_the_fast_path(self, entry: mf.ManifestEntry) -> None:
         # Guards the reader's shortcut: a valid canonical line must never reach the slow
         # diagnosis, which refuses everything that gets there.
-        assert mf._ENTRY_LINE.fullmatch(jcs(entry.to_json_dict())) is not None
+        assert ENTRY_LINE.fullmatch(jcs(entry.to_json_dict())) is not None
 
     @given(entries_st)
     def test_leaf_is_digest_then_hash_of_the_rest(self, entry: mf.ManifestEntry) -> None:
@@ -134,6 +136,17 @@ class TestEntry:
     def test_invalid_values_are_refused(self, changes: dict[str, Any], message: str) -> None:
         with pytest.raises(FormatError, match=message):
             mf.ManifestEntry(**entry_obj(1, **changes))
+
+    @given(entries_st)
+    def test_prepare_values_equals_prepare_entry(self, entry: mf.ManifestEntry) -> None:
+        assert mf.prepare_values(entry.digest, entry.kind, entry.size, entry.subject,
+                                 entry.pdq, entry.source) == mf.prepare_entry(entry)
+
+    def test_prepare_values_checks_like_the_entry(self) -> None:
+        with pytest.raises(FormatError, match="unknown kind 'photo'"):
+            mf.prepare_values(digest_of(1), "photo", 5)
+        with pytest.raises(FormatError, match="source may hold only"):
+            mf.prepare_values(digest_of(1), "image", 5, source="a b")
 
     def test_entries_are_frozen(self) -> None:
         entry = mf.ManifestEntry(**entry_obj(1))
@@ -523,7 +536,7 @@ class TestFoldRoot:
         tree = merkle.MemoryTree()
         for leaf in leaves:
             tree.append(leaf)
-        assert mf._fold_root(leaves) == tree.root()
+        assert _fold_root(leaves) == tree.root()
 
 
 class TestStatement:
