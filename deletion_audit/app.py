@@ -24,6 +24,7 @@ from deletion_audit.context import AppContext
 from deletion_audit.db import Database
 from deletion_audit.errors import AuditError
 from deletion_audit.evidence import endpoints as evidence_endpoints
+from deletion_audit.evidence import tasks as evidence_tasks
 from deletion_audit.identity import endpoints as identity_endpoints
 from deletion_audit.log import endpoints as log_endpoints
 from deletion_audit.log.identity import check_not_rolled_back, load_keys
@@ -68,6 +69,11 @@ def _start_jobs(ctx: AppContext) -> BackgroundScheduler:
         integrate_pending, "interval", seconds=ctx.settings.integrate_interval_seconds,
         kwargs={"db": ctx.db, "keys": ctx.keys, "settings": ctx.settings, "clock": ctx.clock},
         id="integrator", max_instances=1, coalesce=True, misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        evidence_tasks.housekeeping, "interval", minutes=10,
+        kwargs={"db": ctx.db, "settings": ctx.settings, "clock": ctx.clock},
+        id="housekeeping", max_instances=1, coalesce=True, misfire_grace_time=None,
     )
     scheduler.start()
     return scheduler

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -32,6 +31,7 @@ from deletion_audit.evidence.schemas import (
     ManifestRead,
     UploadRead,
 )
+from deletion_audit.evidence.tasks import upload_path
 from deletion_audit.identity.deps import Caller, CurrentUser, bearer
 from deletion_audit.models.manifests import Manifest, ManifestFilter, ManifestUpload
 from deletion_audit.pagination import Page, PageParams, paginate
@@ -124,7 +124,7 @@ def get_manifest(
 
 
 def _upload_path(ctx: AppContext, upload_id: str) -> Path:
-    return ctx.settings.data_dir / "uploads" / upload_id
+    return upload_path(ctx.settings, upload_id)
 
 
 def _get_upload(session: Any, case_id: int, upload_id: str) -> ManifestUpload:
@@ -222,19 +222,6 @@ def complete_upload(
         row.touched_at = ctx.clock.now()
     path.unlink(missing_ok=True)
     return result
-
-
-def sweep_uploads(ctx: AppContext, *, older_than: timedelta = timedelta(days=1)) -> int:
-    """Remove uploads nobody touched for a day (their files too)."""
-    cutoff = ctx.clock.now() - older_than
-    with ctx.db.write() as session:
-        stale = session.execute(
-            select(ManifestUpload).where(ManifestUpload.touched_at < cutoff)).scalars().all()
-        for row in stale:
-            if row.manifest_id is None:
-                _upload_path(ctx, row.id).unlink(missing_ok=True)
-            session.delete(row)
-    return len(stale)
 
 
 # -- matching material ---------------------------------------------------------------------

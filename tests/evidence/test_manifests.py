@@ -6,6 +6,7 @@ Every test runs on SQLite and on a real PostgreSQL.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from deletion_audit.clock import FixedClock
 from deletion_audit.core import bloom, keys, merkle
 from deletion_audit.core import manifest as mf
 from deletion_audit.evidence.manifests import sweep_abandoned
+from deletion_audit.evidence.tasks import housekeeping, upload_path
 from deletion_audit.models import Manifest, ManifestItem, ManifestNode
 from tests.support.evidence import SignedManifest, entries, examiner_key, write_signed
 from tests.support.log import LogEnv
@@ -262,7 +265,20 @@ class TestAbandoned:
             row = session.execute(select(Manifest)).scalar_one()
             row.state = "importing"
         assert sweep_abandoned(env.db, now=env.clock.now()) == 0
-        from datetime import timedelta
-
         assert sweep_abandoned(env.db, now=env.clock.now() + timedelta(hours=2)) == 1
         assert table_counts(env) == (0, 0, 0)
+
+    def test_a_stale_upload_is_swept_with_its_file(
+        self, client: TestClient, world: World, env: LogEnv
+    ) -> None:
+        upload = client.post(f"{world.url}/manifests/uploads",
+                             headers=world.examiner.headers).json()["id"]
+        path = upload_path(env.settings, upload)
+        assert path.exists()
+        housekeeping(env.db, env.settings, env.clock)
+        assert path.exists()
+        later = FixedClock(env.clock.now() + timedelta(days=2))
+        housekeeping(env.db, env.settings, later)
+        assert not path.exists()
+        r = client.get(f"{world.url}/manifests/uploads/{upload}", headers=world.examiner.headers)
+        assert r.status_code == 404
