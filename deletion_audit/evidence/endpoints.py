@@ -15,6 +15,7 @@ from typing import IO, Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from deletion_audit.cases.access import authorize
@@ -127,7 +128,7 @@ def _upload_path(ctx: AppContext, upload_id: str) -> Path:
     return upload_path(ctx.settings, upload_id)
 
 
-def _get_upload(session: Any, case_id: int, upload_id: str) -> ManifestUpload:
+def _get_upload(session: Session, case_id: int, upload_id: str) -> ManifestUpload:
     row = session.get(ManifestUpload, upload_id)
     if row is None or row.case_id != case_id:
         raise NotFound("no such upload in this case (it may have been completed or expired)")
@@ -227,7 +228,7 @@ def complete_upload(
 # -- matching material ---------------------------------------------------------------------
 
 
-def _active_for_matching(session: Any, caller: Caller, case_id: int,
+def _active_for_matching(session: Session, caller: Caller, case_id: int,
                          manifest_id: int) -> Manifest:
     authorize(session, user_id=caller.user_id, case_id=case_id, action=Action.MATCH_MANIFESTS)
     row = manifests.get_manifest(session, case_id=case_id, manifest_id=manifest_id)

@@ -246,4 +246,4 @@ def iter_integrated(session: Session, chunk: int = 10_000) -> Iterator[tuple[int
         for idx, leaf_hash, data in rows:
             assert idx is not None  # noqa: S101 - filtered by the query
             yield idx, leaf_hash, data
-        after = rows[-1][0]
+            after = idx
