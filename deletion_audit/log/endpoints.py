@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.orm import Session
 
 from deletion_audit.core import tiles
 from deletion_audit.core.b64 import b64encode
 from deletion_audit.core.errors import FormatError
+from deletion_audit.core.tlog_proof import TlogProof
 from deletion_audit.deps import Context, DbRead
 from deletion_audit.errors import BadRequest, NotFound
 from deletion_audit.log import service
@@ -74,6 +76,25 @@ def get_entry(session: DbRead, index: Annotated[int, Path(ge=0)]) -> EntryRead:
     summary="Index and inclusion proof of a leaf, once integrated (404 until then)",
 )
 def get_leaf(session: DbRead, leaf_hash: str) -> LeafProofRead:
+    index, size, hashes, note = _leaf_proof(session, leaf_hash)
+    return LeafProofRead(
+        leaf_hash=leaf_hash.lower(), index=index, size=size,
+        hashes=[h.hex() for h in hashes], checkpoint=note,
+    )
+
+
+@router.get(
+    "/leaf/{leaf_hash}/tlog-proof", response_class=PlainTextResponse, openapi_extra=PUBLIC,
+    responses=error_responses(400, 404),
+    summary="The same proof as a C2SP tlog-proof@v1 file, verifiable offline",
+)
+def get_leaf_tlog_proof(session: DbRead, leaf_hash: str) -> PlainTextResponse:
+    index, _, hashes, note = _leaf_proof(session, leaf_hash)
+    proof = TlogProof(index=index, hashes=tuple(hashes), checkpoint=note)
+    return PlainTextResponse(proof.text(), media_type="text/plain; charset=utf-8")
+
+
+def _leaf_proof(session: Session, leaf_hash: str) -> tuple[int, int, list[bytes], str]:
     try:
         raw = bytes.fromhex(leaf_hash)
     except ValueError:
@@ -84,11 +105,8 @@ def get_leaf(session: DbRead, leaf_hash: str) -> LeafProofRead:
     cp = service.latest_checkpoint(session)
     if leaf.idx is None or cp is None or leaf.idx >= cp.size:
         raise NotFound("the leaf is not integrated yet; ask again shortly")
-    hashes = service.inclusion_proof(session, index=leaf.idx, size=cp.size)
-    return LeafProofRead(
-        leaf_hash=leaf_hash.lower(), index=leaf.idx, size=cp.size,
-        hashes=[h.hex() for h in hashes], checkpoint=cp.note,
-    )
+    return leaf.idx, cp.size, service.inclusion_proof(session, index=leaf.idx, size=cp.size), \
+        cp.note
 
 
 @router.get(

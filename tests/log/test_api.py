@@ -12,6 +12,7 @@ from deletion_audit.app import create_app
 from deletion_audit.core import merkle, tiles
 from deletion_audit.core.checkpoint import open_checkpoint
 from deletion_audit.core.note import NoteVerifier
+from deletion_audit.core.tlog_proof import parse_tlog_proof
 from deletion_audit.log import service
 from tests.conftest import T0
 from tests.support.log import LogEnv
@@ -62,6 +63,10 @@ class TestEntriesAndProofs:
         cp = open_checkpoint(proof["checkpoint"], env.ctx.keys.verifier)
         merkle.verify_inclusion(merkle.leaf_hash(data), proof["index"], proof["size"],
                                 [bytes.fromhex(h) for h in proof["hashes"]], cp.root_hash)
+        text = client.get(f"/api/v1/log/leaf/{body['leaf_hash']}/tlog-proof").text
+        offline = parse_tlog_proof(text)
+        assert offline.index == 4
+        assert offline.verify(data, env.ctx.keys.verifier).size == proof["size"]
 
     def test_leaf_is_404_until_integrated(self, env: LogEnv, client: TestClient) -> None:
         with env.db.write() as session:
