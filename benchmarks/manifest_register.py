@@ -98,7 +98,7 @@ def child(url: str, manifest: str, envelope: str, case_id: int) -> None:
     from deletion_audit.models import ManifestFilter
 
     with db.read() as session:
-        filter_bytes = session.scalar(select(func.length(ManifestFilter.data)))
+        filter_bytes = session.scalar(select(func.sum(func.length(ManifestFilter.data))))
     print(json.dumps({"seconds": elapsed, "count": result.count, "rss_mb": peak_rss_mb(),
                       "filter_mb": (filter_bytes or 0) / 2**20, "filter_s": spent[0]}))
 

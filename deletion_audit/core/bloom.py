@@ -23,7 +23,7 @@ import math
 import mmap
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -188,6 +188,21 @@ class BloomBuilder:
                 pos += step
                 pos[pos >= m] -= m
         self.added += len(prefixes)
+
+    def chunks(self, size: int = 4 << 20) -> Iterator[bytes]:
+        """The filter file in pieces of at most ``size`` bytes (the header in the first),
+        for storing a 60 MB filter without holding a second copy of it."""
+        self._check_complete()
+        yield self.header.to_bytes()
+        bits = self._bits
+        for start in range(0, len(bits), size):
+            yield bits[start:start + size].tobytes()
+
+    def _check_complete(self) -> None:
+        if self.added != self.header.n:
+            raise ValueError(
+                f"filter built over {self.added} digests, its header says {self.header.n}"
+            )
 
     def to_bytes(self) -> bytes:
         if self.added != self.header.n:

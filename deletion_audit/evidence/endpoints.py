@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +34,7 @@ from deletion_audit.evidence.schemas import (
 )
 from deletion_audit.evidence.tasks import upload_path
 from deletion_audit.identity.deps import Caller, CurrentUser, bearer
-from deletion_audit.models.manifests import Manifest, ManifestFilter, ManifestUpload
+from deletion_audit.models.manifests import Manifest, ManifestUpload
 from deletion_audit.pagination import Page, PageParams, paginate
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}/manifests", tags=["evidence"])
@@ -237,15 +237,23 @@ def _active_for_matching(session: Session, caller: Caller, case_id: int,
     return row
 
 
-@router.get("/{manifest_id}/filter", response_class=Response, **bearer(404, 409))
-def get_filter(case_id: int, manifest_id: int, caller: CurrentUser, session: DbRead) -> Response:
+@router.get("/{manifest_id}/filter", response_class=StreamingResponse, **bearer(404, 409))
+def get_filter(
+    case_id: int, manifest_id: int, caller: CurrentUser, session: DbRead, ctx: Context
+) -> StreamingResponse:
     """The manifest's Bloom filter (core.bloom format): candidates to confirm, not proof."""
     row = _active_for_matching(session, caller, case_id, manifest_id)
-    data = session.execute(select(ManifestFilter.data).where(
-        ManifestFilter.manifest_id == row.id)).scalar_one()
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Cache-Control": "private, max-age=31536000, immutable",
-                             "ETag": f'"{row.root.hex()}"'})
+    return filter_response(ctx, row)
+
+
+def filter_response(ctx: AppContext, manifest: Manifest) -> StreamingResponse:
+    """The filter streamed from its stored chunks; immutable for its manifest root."""
+    return StreamingResponse(
+        manifests.filter_chunks(ctx.db, manifest.id), media_type="application/octet-stream",
+        headers={"Content-Length": str(manifests.filter_size(manifest)),
+                 "Cache-Control": "private, max-age=31536000, immutable",
+                 "ETag": f'"{manifest.root.hex()}"'},
+    )
 
 
 @router.post("/{manifest_id}/confirm", response_model=ConfirmRead, **bearer(400, 404, 409))

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from binascii import unhexlify
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -257,7 +257,9 @@ def _activate(
     row = session.get(Manifest, manifest_id)
     if row is None or row.state != "importing":
         raise Conflict("the import was cleaned up before it finished: try again")
-    session.add(ManifestFilter(manifest_id=manifest_id, data=importer.filter.to_bytes()))
+    for number, chunk in enumerate(importer.filter.chunks()):
+        session.add(ManifestFilter(manifest_id=manifest_id, chunk=number, data=chunk))
+        session.flush()  # one chunk in flight at a time
     if previous is not None:
         session.execute(update(Manifest).where(Manifest.id == previous.id).values(
             state="superseded", superseded_reason=supersede_reason))
@@ -306,6 +308,25 @@ def sweep_abandoned(db: Database, *, now: datetime) -> int:
         with db.write() as session:
             _remove_rows(session, manifest_id)
     return len(stale)
+
+
+def filter_size(manifest: Manifest) -> int:
+    return bloom.BloomHeader.for_items(manifest.count, manifest.root).size_bytes
+
+
+def filter_chunks(db: Database, manifest_id: int) -> Iterator[bytes]:
+    """The stored filter file, chunk by chunk, each read in its own short transaction (a
+    download may be slow; it must not hold a transaction open)."""
+    number = 0
+    while True:
+        with db.read() as session:
+            data = session.execute(select(ManifestFilter.data).where(
+                ManifestFilter.manifest_id == manifest_id, ManifestFilter.chunk == number,
+            )).scalar_one_or_none()
+        if data is None:
+            return
+        yield data
+        number += 1
 
 
 def get_manifest(session: Session, *, case_id: int, manifest_id: int) -> Manifest:

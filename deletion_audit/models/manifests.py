@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     SmallInteger,
     String,
@@ -91,11 +92,13 @@ class ManifestNode(Base):
 
 
 class ManifestFilter(Base):
-    """The manifest's Bloom filter (core.bloom file format), served to the case's agents."""
+    """The manifest's Bloom filter (core.bloom file format) in order: chunk 0 is the header,
+    then pieces of at most 4 MiB, so neither the import nor a download holds it twice."""
 
     __tablename__ = "manifest_filters"
 
     manifest_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -101,12 +101,18 @@ class TestBuilders:
         builder.add(items[100:101])
         builder.add(np.frombuffer(b"".join(items[101:]), dtype=np.uint8).reshape(-1, 32))
         assert builder.to_bytes() == bloom.build_reference(items, ROOT)
+        pieces = list(builder.chunks(size=100))
+        assert b"".join(pieces) == builder.to_bytes()
+        assert len(pieces[0]) == bloom.HEADER_SIZE
+        assert max(len(p) for p in pieces) == 100
 
     def test_builder_refuses_a_count_mismatch(self) -> None:
         builder = bloom.BloomBuilder(3, ROOT)
         builder.add(EIGHT[:2])
         with pytest.raises(ValueError, match="built over 2 digests, its header says 3"):
             builder.to_bytes()
+        with pytest.raises(ValueError, match="built over 2 digests"):
+            next(builder.chunks())
 
     def test_chunked_build_equals_reference(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # Chunk boundaries must not change a bit.

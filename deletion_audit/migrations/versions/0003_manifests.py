@@ -75,8 +75,9 @@ def upgrade() -> None:
     op.create_table(
         "manifest_filters",
         sa.Column("manifest_id", sa.BigInteger(), nullable=False),
+        sa.Column("chunk", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("manifest_id", name=op.f("pk_manifest_filters")),
+        sa.PrimaryKeyConstraint("manifest_id", "chunk", name=op.f("pk_manifest_filters")),
     )
     op.create_table(
         "manifest_uploads",
