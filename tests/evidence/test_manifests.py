@@ -5,6 +5,7 @@ Every test runs on SQLite and on a real PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from deletion_audit.clock import FixedClock
-from deletion_audit.core import bloom, keys, merkle
+from deletion_audit.core import bloom, dsse, keys, merkle
 from deletion_audit.core import manifest as mf
+from deletion_audit.core.statements import statement_bytes
 from deletion_audit.evidence.manifests import sweep_abandoned
 from deletion_audit.evidence.tasks import housekeeping, upload_path
 from deletion_audit.models import Manifest, ManifestItem, ManifestNode
@@ -134,6 +136,23 @@ class TestBadInput:
         r = post(client, world, signed, data=other.path.read_bytes())
         assert r.status_code == 422
         assert "SHA-256" in r.json()["message"]
+        assert table_counts(env) == (0, 0, 0)
+
+    @pytest.mark.parametrize("field", ["root", "count"])
+    def test_a_signed_root_or_count_that_is_not_the_file_s(
+        self, client: TestClient, world: World, key: Ed25519PrivateKey, tmp_path: Path,
+        env: LogEnv, field: str,
+    ) -> None:
+        signed = write_signed(tmp_path, key, case=world.case_number, items=entries(9))
+        wrong = {"root": {"root": bytes(32)}, "count": {"count": 8}}[field]
+        statement = mf.statement_for(dataclasses.replace(signed.summary, **wrong),
+                                     signed.path.name)
+        envelope = dsse.sign(statement_bytes(statement), dsse.IN_TOTO_PAYLOAD_TYPE, key)
+        signed.envelope = json.loads(envelope.to_json())
+        r = post(client, world, signed)
+        assert r.status_code == 422
+        expected = {"root": "root does not match", "count": "the signed statement says 8"}
+        assert expected[field] in r.json()["message"]
         assert table_counts(env) == (0, 0, 0)
 
     def test_signed_by_someone_not_an_examiner_of_the_case(
