@@ -10,9 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
+from deletion_audit.app import create_app
+from deletion_audit.clock import FixedClock
+from tests.support.log import LogEnv, make_log_env
 from tests.support.postgres import PostgresServer
+from tests.support.world import World, make_world
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -85,3 +90,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     yield request.getfixturevalue("pg_db_url")
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> Iterator[LogEnv]:
+    """An initialised log and its application context, on each engine, at time T0."""
+    log_env = make_log_env(tmp_path, db_url, FixedClock(T0))
+    yield log_env
+    log_env.db.dispose()
+
+
+@pytest.fixture
+def client(env: LogEnv) -> Iterator[TestClient]:
+    with TestClient(create_app(env.ctx, run_jobs=False)) as c:
+        yield c
+
+
+@pytest.fixture
+def world(env: LogEnv) -> World:
+    """People in every case role, with tokens, and a case holding them all."""
+    return make_world(env)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from deletion_audit.app import create_app
 from deletion_audit.core import merkle, tiles
 from deletion_audit.core.checkpoint import open_checkpoint
 from deletion_audit.core.note import NoteVerifier
@@ -16,12 +14,6 @@ from deletion_audit.core.tlog_proof import parse_tlog_proof
 from deletion_audit.log import service
 from tests.conftest import T0
 from tests.support.log import LogEnv
-
-
-@pytest.fixture
-def client(env: LogEnv) -> Iterator[TestClient]:
-    with TestClient(create_app(env.ctx, run_jobs=False)) as c:
-        yield c
 
 
 def grow(env: LogEnv, n: int) -> None:

@@ -1,3 +1,0 @@
-from tests.cases.conftest import client, env, world
-
-__all__ = ["client", "env", "world"]
