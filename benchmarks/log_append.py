@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import resource
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from benchmarks._engines import ENGINES, run_engines
 from deletion_audit.clock import SystemClock
 from deletion_audit.config import Settings
 from deletion_audit.db import Database
@@ -33,7 +32,6 @@ from deletion_audit.log import service
 from deletion_audit.log.identity import init_log, load_keys
 from deletion_audit.log.tasks import integrate_pending
 from deletion_audit.migrations import upgrade
-from tests.support.postgres import PostgresServer
 
 BATCH = 10_000
 
@@ -138,23 +136,10 @@ def run(engine: str, url: str, data_dir: Path, n: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leaves", type=int, default=1_000_000)
-    parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--engine", choices=ENGINES, default="both")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; python {os.sys.version.split()[0]}")
-    if args.engine in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as d:
-            run("sqlite", f"sqlite:///{d}/bench.sqlite3", Path(d), args.leaves)
-    if args.engine in ("postgresql", "both"):
-        server = PostgresServer.start()
-        try:
-            import psycopg
-
-            with psycopg.connect(server.url(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE bench")
-            with tempfile.TemporaryDirectory() as d:
-                run("postgresql", server.url("bench"), Path(d), args.leaves)
-        finally:
-            server.stop()
+    run_engines(args.engine,
+                lambda engine, url, directory: run(engine, url, directory, args.leaves))
 
 
 if __name__ == "__main__":

@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks._engines import ENGINES, run_engines
 from deletion_audit.clock import FixedClock, SystemClock
 from deletion_audit.core import dsse, keys
 from deletion_audit.core import manifest as mf
@@ -35,7 +34,6 @@ from deletion_audit.db import make_engine
 from deletion_audit.migrations import upgrade
 from tests.support.evidence import examiner_key
 from tests.support.log import make_log_env
-from tests.support.postgres import PostgresServer
 from tests.support.world import make_world
 
 KINDS = ("image", "image", "image", "video", "record")
@@ -170,28 +168,15 @@ def run(engine: str, url: str, directory: Path, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leaves", type=int, default=1_000_000)
-    parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--engine", choices=ENGINES, default="both")
     parser.add_argument("--child", nargs=4, metavar=("URL", "MANIFEST", "ENVELOPE", "CASE"))
     args = parser.parse_args()
     if args.child:
         url, manifest, envelope, case_id = args.child
         child(url, manifest, envelope, int(case_id))
         return
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
-    if args.engine in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as d:
-            run("sqlite", f"sqlite:///{d}/bench.sqlite3", Path(d), args.leaves)
-    if args.engine in ("postgresql", "both"):
-        server = PostgresServer.start()
-        try:
-            import psycopg
-
-            with psycopg.connect(server.url(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE bench")
-            with tempfile.TemporaryDirectory() as d:
-                run("postgresql", server.url("bench"), Path(d), args.leaves)
-        finally:
-            server.stop()
+    run_engines(args.engine,
+                lambda engine, url, directory: run(engine, url, directory, args.leaves))
 
 
 if __name__ == "__main__":
