@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deletion_audit import __version__
+from deletion_audit.attestations import endpoints as attestation_endpoints
 from deletion_audit.cases import endpoints as case_endpoints
 from deletion_audit.cases import obligation_endpoints, scope_endpoints
 from deletion_audit.clock import Clock, SystemClock
@@ -25,6 +26,8 @@ from deletion_audit.db import Database
 from deletion_audit.errors import AuditError
 from deletion_audit.evidence import endpoints as evidence_endpoints
 from deletion_audit.evidence import tasks as evidence_tasks
+from deletion_audit.hosts import endpoints as host_endpoints
+from deletion_audit.hosts.limits import BodyLimit
 from deletion_audit.identity import endpoints as identity_endpoints
 from deletion_audit.log import endpoints as log_endpoints
 from deletion_audit.log.identity import check_not_rolled_back, load_keys
@@ -104,6 +107,10 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(obligation_endpoints.router)
     app.include_router(scope_endpoints.router)
     app.include_router(evidence_endpoints.router)
+    app.include_router(host_endpoints.case_router)
+    app.include_router(host_endpoints.router)
+    app.include_router(attestation_endpoints.router)
+    app.add_middleware(BodyLimit)
 
     @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])
     def healthz() -> dict[str, Any]:

@@ -281,6 +281,13 @@ class VendorPredicate(PredicateModel):
 # -- key registration ------------------------------------------------------------------
 
 
+class AgentHost(PredicateModel):
+    hostname_sha256: HexDigest | None = None
+    machine_id_sha256: HexDigest | None = None
+    os: Annotated[str, StringConstraints(max_length=256)] | None = None
+    machine: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
 class KeyRegistrationPredicate(PredicateModel):
     """A key and who holds it; every key we accept a signature from is registered."""
 
@@ -294,11 +301,19 @@ class KeyRegistrationPredicate(PredicateModel):
     registered_at: Timestamp
     case_id: NonEmpty | None = None
     party_id: NonEmpty | None = None
-    role: Literal["respondent", "vendor", "custodian", "forensic-lab"] | None = None
+    role: Literal["respondent", "vendor", "custodian", "forensic-lab",
+                  "procuratorate"] | None = None
+    """The party an agent was enrolled for: how an examiner's agent is told from the
+    company's."""
     scope_ids: list[NonEmpty] | None = None
     session_id: NonEmpty | None = None
     note_verifier_key: NonEmpty | None = None
     """C2SP signed-note verifier key string, for the log key."""
+    build_digest: HexDigest | None = None
+    """An agent's: the digest of the agent build that enrolled."""
+    agent_version: NonEmpty | None = None
+    host: AgentHost | None = None
+    """An agent's host facts; the place details only as SHA-256 (the log is public)."""
 
     @model_validator(mode="after")
     def _key_id_matches(self) -> KeyRegistrationPredicate:

@@ -1,6 +1,14 @@
 """Every ORM class, one module per aggregate."""
 
-from deletion_audit.models.agents import Agent, AgentStatus
+from deletion_audit.models.agents import (
+    Agent,
+    AgentStatus,
+    Challenge,
+    ChallengeOrigin,
+    EnrollmentToken,
+    RequestNonce,
+)
+from deletion_audit.models.attestations import Attestation, Refusal
 from deletion_audit.models.base import Base
 from deletion_audit.models.cases import Case, CaseRole, CaseStatus, Membership, Party, PartyRole
 from deletion_audit.models.identity import (
@@ -41,17 +49,21 @@ __all__ = [
     "AccessToken",
     "Agent",
     "AgentStatus",
+    "Attestation",
     "AuditRecord",
     "Base",
     "Binding",
     "Case",
     "CaseRole",
     "CaseStatus",
+    "Challenge",
+    "ChallengeOrigin",
     "DataFlow",
     "DataFlowKind",
     "Document",
     "DocumentContent",
     "DocumentState",
+    "EnrollmentToken",
     "Event",
     "KeyRevocationReason",
     "LogCheckpoint",
@@ -72,6 +84,8 @@ __all__ = [
     "Organisation",
     "Party",
     "PartyRole",
+    "Refusal",
+    "RequestNonce",
     "Scope",
     "ScopeKind",
     "User",

@@ -128,6 +128,11 @@ ENDPOINTS: list[Endpoint] = [
              Action.MATCH_MANIFESTS),
     Endpoint("POST", "/api/v1/cases/{case_id}/manifests/{manifest}/confirm",
              Action.MATCH_MANIFESTS, {"digests": []}),
+    Endpoint("POST", "/api/v1/cases/{case_id}/enrollment-tokens",
+             Action.ISSUE_ENROLLMENT_TOKENS, {"expires_in_hours": 24}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/agents", Action.READ_SCOPES),
+    Endpoint("POST", "/api/v1/cases/{case_id}/agents/{revocable_agent}/revoke",
+             Action.REVOKE_AGENTS, {"kind": "decommissioned", "reason": "主机报废"}),
 ]
 
 # Endpoints that are not about one case: creating and listing cases are checked in
@@ -167,6 +172,7 @@ def _setup(world: World, client: TestClient) -> Setup:
     setup.ids["scope"] = r.json()["id"]
     setup.ids["free_agent"] = add_agent(world)
     setup.ids["bound_agent"] = add_agent(world)
+    setup.ids["revocable_agent"] = add_agent(world)
     r = client.post(f"{base}/scopes/{setup.ids['scope']}/bindings", headers=h,
                     json={"agent_id": setup.ids["bound_agent"]})
     assert r.status_code == 201, r.text

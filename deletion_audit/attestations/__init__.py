@@ -1,0 +1,1 @@
+"""Signed statements: ingest (``POST /api/v1/attestations``), storage and refusals."""

@@ -1,0 +1,333 @@
+"""Ingest of an agent's signed statement, in the order agents/PROTOCOL.md gives:
+
+1. the envelope verifies with the requesting agent's key;
+2. the earlier outcome (statement id = SHA-256 of the payload): the same answer again;
+3. a fork: another statement of this agent already holds the ``seq``;
+4. key status: a decommissioned key's statements made before its revocation count for
+   24 hours; a compromised key's statements made from its since-time on are void;
+5. schema, case, agent, scope binding, scope specification, chain (``prev``), challenge;
+6. stored whole, as received, with its log leaf, in the caller's transaction.
+
+From step 2 on, a refusal is recorded (with the answer given) and logged, so the chain
+stays whole and a repeat gets the same answer; nothing else of a refused statement is
+written. This module answers with an :class:`Outcome` rather than raising, because a
+recorded refusal must be committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from deletion_audit.cases.service import log_event
+from deletion_audit.core import dsse
+from deletion_audit.core.errors import FormatError, SignatureError
+from deletion_audit.core.keys import public_key_from_raw
+from deletion_audit.core.predicates import (
+    DELETION,
+    SCAN,
+    DeletionPredicate,
+    ScanPredicate,
+    expect_predicate,
+    format_timestamp,
+)
+from deletion_audit.core.statements import Statement, parse_statement, statement_id
+from deletion_audit.errors import AuditError, Unprocessable
+from deletion_audit.hosts.errors import BadSignature
+from deletion_audit.models import (
+    Agent,
+    AgentStatus,
+    Attestation,
+    Binding,
+    Challenge,
+    Refusal,
+    Scope,
+)
+
+# DESIGN: a decommissioned agent may flush its outbox for this long after revocation.
+DECOMMISSION_GRACE = timedelta(hours=24)
+AgentPredicate = ScanPredicate | DeletionPredicate
+_MODELS: dict[str, type[ScanPredicate] | type[DeletionPredicate]] = {
+    SCAN: ScanPredicate, DELETION: DeletionPredicate,
+}
+
+
+class BadEnvelope(Unprocessable):
+    code = "bad_envelope"
+
+
+class WrongAgent(Unprocessable):
+    code = "wrong_agent"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    refused: str | None = None
+    """The refusal's code when this call refused the statement (not when repeating one)."""
+
+
+class _Refuse(Exception):
+    """A control-flow signal inside ingest: refuse and record, never propagated."""
+
+    def __init__(self, http_status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = http_status, code, message
+        self.details = details
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    sid: str
+    statement: Statement | None
+    predicate: AgentPredicate | None
+    problem: str | None
+    raw_seq: int | None
+
+
+def open_envelope(agent: Agent, envelope: bytes) -> bytes:
+    """The verified payload; the envelope must be signed by the requesting agent's key."""
+    try:
+        parsed = dsse.Envelope.from_json(envelope)
+    except FormatError as exc:
+        raise BadEnvelope(f"not a DSSE envelope: {exc}") from None
+    if parsed.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
+        raise BadEnvelope(f"payloadType must be {dsse.IN_TOTO_PAYLOAD_TYPE}")
+    try:
+        verified = dsse.verify(parsed, [public_key_from_raw(agent.public_key)])
+    except SignatureError:
+        raise BadSignature("the envelope is not signed by this agent's key") from None
+    return verified.payload
+
+
+def _parse(payload: bytes) -> _Parsed:
+    sid = statement_id(payload)
+    try:
+        statement = parse_statement(payload)
+    except FormatError as exc:
+        return _Parsed(sid, None, None, f"not an in-toto statement: {exc}", None)
+    seq = statement.predicate.get("seq")
+    raw_seq = seq if type(seq) is int and seq >= 0 else None
+    model = _MODELS.get(statement.predicate_type)
+    if model is None:
+        return _Parsed(sid, statement, None, "agents submit scan and deletion statements, "
+                       f"not {statement.predicate_type}", raw_seq)
+    try:
+        predicate: AgentPredicate = expect_predicate(statement, model)
+    except FormatError as exc:
+        return _Parsed(sid, statement, None, str(exc), raw_seq)
+    return _Parsed(sid, statement, predicate, None, raw_seq)
+
+
+def receipt(row: Attestation) -> dict[str, Any]:
+    return {"statement_id": row.statement_id, "leaf_hash": row.leaf_hash.hex(),
+            "seq": row.seq, "received_at": format_timestamp(row.received_at)}
+
+
+def ingest(session: Session, *, agent_id: int, envelope: bytes, now: datetime) -> Outcome:
+    agent = session.get_one(Agent, agent_id)
+    payload = open_envelope(agent, envelope)
+    parsed = _parse(payload)
+    earlier = _earlier_outcome(session, agent, parsed.sid)
+    if earlier is not None:
+        return earlier
+    try:
+        _check_fork(session, agent, parsed)
+        _check_key_status(agent, parsed.predicate, now)
+        if parsed.predicate is None:
+            raise _Refuse(422, "bad_predicate", parsed.problem or "invalid statement")
+        scope, challenge = _check_content(session, agent, parsed.predicate, now)
+    except _Refuse as refusal:
+        return _refuse(session, agent, parsed, envelope, refusal, now)
+    return _store(session, agent, parsed, parsed.predicate, scope, challenge, envelope, now)
+
+
+def _earlier_outcome(session: Session, agent: Agent, sid: str) -> Outcome | None:
+    accepted = session.execute(
+        select(Attestation).where(Attestation.statement_id == sid)).scalar_one_or_none()
+    if accepted is not None:
+        if accepted.agent_id != agent.id:
+            raise WrongAgent("this statement was submitted by another agent")
+        return Outcome(201, receipt(accepted))
+    refused = session.execute(select(Refusal).where(
+        Refusal.agent_id == agent.id, Refusal.statement_id == sid)).scalar_one_or_none()
+    if refused is not None:
+        return Outcome(refused.status, dict(refused.body))
+    return None
+
+
+def _holder(session: Session, agent: Agent, seq: int) -> str | None:
+    """The id of the statement that holds ``seq`` in the agent's chain, if any: an accepted
+    one, or a refused one other than a fork (a fork never takes a place)."""
+    accepted = session.execute(select(Attestation.statement_id).where(
+        Attestation.agent_id == agent.id, Attestation.seq == seq)).scalar_one_or_none()
+    if accepted is not None:
+        return accepted
+    return session.execute(select(Refusal.statement_id).where(
+        Refusal.agent_id == agent.id, Refusal.seq == seq, Refusal.code != "fork")
+        .order_by(Refusal.id).limit(1)).scalar_one_or_none()
+
+
+def _check_fork(session: Session, agent: Agent, parsed: _Parsed) -> None:
+    if parsed.raw_seq is None:
+        return
+    holder = _holder(session, agent, parsed.raw_seq)
+    if holder is not None and holder != parsed.sid:
+        raise _Refuse(409, "fork", f"statement {holder} already holds seq {parsed.raw_seq}",
+                      seq=parsed.raw_seq, held_by=holder)
+
+
+def _made_at(predicate: AgentPredicate) -> datetime:
+    return (predicate.finished_at if isinstance(predicate, ScanPredicate)
+            else predicate.deleted_at)
+
+
+def _check_key_status(agent: Agent, predicate: AgentPredicate | None, now: datetime) -> None:
+    status = AgentStatus(agent.status)
+    if status is AgentStatus.ACTIVE:
+        return
+    made = _made_at(predicate) if predicate is not None else None
+    if status is AgentStatus.DECOMMISSIONED:
+        assert agent.revoked_at is not None  # noqa: S101 - set with the status
+        if made is None or made >= agent.revoked_at:
+            raise _Refuse(403, "revoked", f"agent {agent.public_id} was decommissioned at "
+                          f"{format_timestamp(agent.revoked_at)}; this statement was made "
+                          "after it", key_status="decommissioned")
+        if now > agent.revoked_at + DECOMMISSION_GRACE:
+            raise _Refuse(403, "revoked", f"agent {agent.public_id} was decommissioned more "
+                          "than 24 hours ago; its outbox can no longer be flushed",
+                          key_status="decommissioned")
+        return
+    since = agent.compromised_since
+    if made is None or since is None or made >= since:
+        raise _Refuse(403, "revoked", f"agent {agent.public_id}'s key is compromised since "
+                      f"{format_timestamp(since) if since else 'enrollment'}; statements made "
+                      "from then on are void", key_status="compromised")
+
+
+def _check_content(
+    session: Session, agent: Agent, predicate: AgentPredicate, now: datetime
+) -> tuple[Scope, Challenge | None]:
+    if predicate.case_id != str(agent.case_id):
+        raise _Refuse(422, "wrong_case", f"this agent attests for case {agent.case_id}, not "
+                      f"{predicate.case_id}")
+    if predicate.agent_id != agent.public_id:
+        raise _Refuse(422, "wrong_agent", f"the statement names agent {predicate.agent_id}, "
+                      f"but {agent.public_id} signed it")
+    scope = _bound_scope(session, agent, predicate.scope_id)
+    if isinstance(predicate, ScanPredicate) and predicate.scope_spec_digest != scope.spec_digest:
+        raise _Refuse(422, "stale_scope", f"scope {scope.id}'s specification is now "
+                      f"{scope.spec_digest}; fetch the scopes again and rescan",
+                      spec_digest=scope.spec_digest)
+    if predicate.seq > 0:
+        holder = _holder(session, agent, predicate.seq - 1)
+        if holder is not None and holder != predicate.prev:
+            raise _Refuse(409, "fork", f"prev names {predicate.prev}, but statement {holder} "
+                          f"holds seq {predicate.seq - 1}", seq=predicate.seq, held_by=holder)
+    challenge = None
+    if isinstance(predicate, ScanPredicate) and predicate.challenge is not None:
+        challenge = _judge_challenge(session, agent, scope, predicate, now)
+    return scope, challenge
+
+
+def _bound_scope(session: Session, agent: Agent, scope_ref: str) -> Scope:
+    scope = None
+    if scope_ref.isdigit():
+        scope = session.execute(
+            select(Scope).join(Binding, Binding.scope_id == Scope.id)
+            .where(Scope.id == int(scope_ref), Binding.agent_id == agent.id,
+                   Binding.unbound_at.is_(None))
+        ).scalars().first()
+    if scope is None:
+        raise _Refuse(422, "unbound_scope", f"scope {scope_ref} is not bound to agent "
+                      f"{agent.public_id}")
+    return scope
+
+
+def _judge_challenge(
+    session: Session, agent: Agent, scope: Scope, predicate: ScanPredicate, now: datetime
+) -> Challenge:
+    """Freshness is judged once, when the scan's first part arrives; later parts and
+    retries of the same ``scan_id`` share that judgment."""
+    row = session.execute(select(Challenge).where(
+        Challenge.nonce == predicate.challenge).with_for_update()).scalar_one_or_none()
+    if row is None or row.agent_id != agent.id or row.scope_id != scope.id:
+        raise _Refuse(422, "unknown_challenge", "this challenge was not issued for this agent "
+                      "and scope")
+    if row.used_by_scan_id == predicate.scan_id:
+        return row
+    if row.used_by_scan_id is not None:
+        raise _Refuse(422, "reused_challenge", f"challenge {row.id} was answered by another "
+                      "scan; ask for a new one")
+    if now >= row.expires_at:
+        raise _Refuse(422, "stale_challenge", f"challenge {row.id} expired at "
+                      f"{format_timestamp(row.expires_at)}; ask for a new one")
+    row.used_by_scan_id, row.judged_at = predicate.scan_id, now
+    return row
+
+
+def _refuse(
+    session: Session, agent: Agent, parsed: _Parsed, envelope: bytes, refusal: _Refuse,
+    now: datetime,
+) -> Outcome:
+    body = {"code": refusal.code, "message": refusal.message, **refusal.details,
+            "statement_id": parsed.sid}
+    leaf = log_event(session, "refusal", {
+        "caseId": agent.case_id, "agentId": agent.public_id, "statementId": parsed.sid,
+        "seq": parsed.raw_seq, "code": refusal.code,
+        "envelopeSha256": hashlib.sha256(envelope).hexdigest(),
+    }, now=now)
+    session.add(Refusal(agent_id=agent.id, case_id=agent.case_id, seq=parsed.raw_seq,
+                        statement_id=parsed.sid, code=refusal.code, status=refusal.status,
+                        body=body, envelope=envelope, received_at=now, leaf_hash=leaf))
+    _flush_once(session)
+    return Outcome(refusal.status, body, refused=refusal.code)
+
+
+def _store(
+    session: Session, agent: Agent, parsed: _Parsed, predicate: AgentPredicate, scope: Scope,
+    challenge: Challenge | None, envelope: bytes, now: datetime,
+) -> Outcome:
+    assert parsed.statement is not None  # noqa: S101 - a predicate implies its statement
+    scan = predicate if isinstance(predicate, ScanPredicate) else None
+    leaf = log_event(session, "attestation", {
+        "caseId": agent.case_id, "agentId": agent.public_id, "statementId": parsed.sid,
+        "seq": predicate.seq, "prev": predicate.prev,
+        "predicateType": parsed.statement.predicate_type, "scopeId": scope.id,
+        "scanId": scan.scan_id if scan else None, "part": scan.part if scan else None,
+        "challengeId": challenge.id if challenge else None,
+        "envelopeSha256": hashlib.sha256(envelope).hexdigest(),
+    }, now=now)
+    row = Attestation(
+        statement_id=parsed.sid, agent_id=agent.id, case_id=agent.case_id, seq=predicate.seq,
+        prev=predicate.prev, predicate_type=parsed.statement.predicate_type, scope_id=scope.id,
+        scan_id=scan.scan_id if scan else None, part=scan.part if scan else None,
+        challenge_id=challenge.id if challenge else None, envelope=envelope,
+        received_at=now, leaf_hash=leaf,
+    )
+    session.add(row)
+    _flush_once(session)
+    return Outcome(201, receipt(row))
+
+
+class ConcurrentSubmission(AuditError):
+    """Retryable (a 5xx, so agents retry it): never a refusal of the statement itself."""
+
+    status_code = 503
+    code = "concurrent_submission"
+
+
+def _flush_once(session: Session) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        # The same statement (or seq) arrived twice at once; the retry gets the outcome.
+        raise ConcurrentSubmission("this statement (or its seq) is being stored by a "
+                                   "concurrent request; send it again") from None

@@ -1,0 +1,1 @@
+"""The server side of agents: enrollment, signed requests, heartbeats, challenges, tasks."""

@@ -1,0 +1,51 @@
+"""Challenges: a fresh nonce per (agent, scope) that one scan must answer. Every issued
+challenge is a logged (restricted) event; the verdict records each scan's origin."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from deletion_audit.cases.service import log_event
+from deletion_audit.core.predicates import format_timestamp
+from deletion_audit.errors import NotFound
+from deletion_audit.hosts.service import is_bound
+from deletion_audit.models import Agent, Binding, Challenge, ChallengeOrigin
+
+# An agent's own challenge is short-lived: it proves freshness, not that anyone asked.
+ON_DEMAND_TTL = timedelta(minutes=15)
+
+
+def issue_challenge(
+    session: Session, *, agent: Agent, scope_id: int, origin: ChallengeOrigin,
+    ttl: timedelta, issued_by: int | None, now: datetime,
+) -> Challenge:
+    if not is_bound(session, agent_id=agent.id, scope_id=scope_id):
+        raise NotFound(f"scope {scope_id} is not bound to agent {agent.public_id}")
+    row = Challenge(case_id=agent.case_id, agent_id=agent.id, scope_id=scope_id,
+                    nonce=secrets.token_hex(32), origin=origin.value, issued_at=now,
+                    expires_at=now + ttl, issued_by=issued_by)
+    session.add(row)
+    session.flush()
+    log_event(session, "challenge", {
+        "caseId": agent.case_id, "challengeId": row.id, "agentId": agent.public_id,
+        "scopeId": scope_id, "nonce": row.nonce, "origin": origin.value,
+        "expiresAt": format_timestamp(row.expires_at), "by": issued_by,
+    }, now=now)
+    return row
+
+
+def open_challenges(session: Session, *, agent_id: int, now: datetime) -> Sequence[Challenge]:
+    """Unexpired, unused challenges of the agent's live bindings."""
+    return session.execute(
+        select(Challenge)
+        .join(Binding, (Binding.scope_id == Challenge.scope_id)
+              & (Binding.agent_id == Challenge.agent_id))
+        .where(Challenge.agent_id == agent_id, Challenge.expires_at > now,
+               Challenge.used_by_scan_id.is_(None), Binding.unbound_at.is_(None))
+        .order_by(Challenge.id)
+    ).scalars().all()

@@ -1,0 +1,213 @@
+"""RFC 9421 HTTP Message Signatures on agent requests (agents/PROTOCOL.md, "Signed
+requests"), verified with the ``http-message-signatures`` library.
+
+The transport clock is always real time, whatever the domain clock says: a signature's
+freshness is a fact about the network, not about the case. Each refusal is distinct so an
+agent knows what to do (``clock_skew`` carries the server's time). A nonce is recorded only
+once its signature verified, so unauthenticated traffic cannot fill the table or burn an
+agent's nonces; the table is shared by every instance and pruned as it goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import http_sf
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Depends, Request
+from http_message_signatures import (
+    ContentDigest,
+    HTTPMessageSignaturesException,
+    HTTPMessageVerifier,
+    MappingKeyResolver,
+    algorithms,
+)
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import Headers
+
+from deletion_audit.context import AppContext
+from deletion_audit.core.keys import public_key_from_raw
+from deletion_audit.core.predicates import format_timestamp
+from deletion_audit.deps import Context
+from deletion_audit.errors import AuditError
+from deletion_audit.hosts.errors import (
+    BadContentDigest,
+    BadSignature,
+    ClockSkew,
+    Replayed,
+    Revoked,
+    UnknownAgent,
+)
+from deletion_audit.models import Agent, AgentStatus, RequestNonce
+from deletion_audit.schemas import error_responses
+
+LABEL = "da"
+WINDOW = timedelta(seconds=300)
+# A signature created at t is accepted until t + WINDOW, and may arrive as early as
+# t - WINDOW: its nonce must be remembered for twice the window.
+NONCE_RETENTION = 2 * WINDOW
+REQUIRED = ("@method", "@target-uri")
+
+# OpenAPI: an agent's endpoint declares the signature scheme (app.SECURITY_SCHEMES).
+SIGNED: dict[str, Any] = {"security": [{"httpSignature": []}]}
+
+
+def signed(*codes: int) -> dict[str, Any]:
+    """Route keyword arguments for an endpoint agents call with a signed request."""
+    return {"openapi_extra": SIGNED,
+            "responses": error_responses(*sorted({400, 401, 403, 413, 422, *codes}))}
+
+
+@dataclass(frozen=True)
+class SignedBy:
+    """The agent whose key signed the request, detached from any session."""
+
+    id: int
+    public_id: str
+    case_id: int
+    party_id: int
+    key_id: str
+    public_key: bytes
+    status: AgentStatus
+
+
+@dataclass(frozen=True)
+class _Params:
+    created: int
+    nonce: str
+    keyid: str
+
+
+@dataclass(frozen=True)
+class _Message:
+    """What the library's component resolver reads from a request."""
+
+    method: str
+    url: str
+    headers: Headers
+
+
+class _Verifier(HTTPMessageVerifier):
+    # The creation time is judged before (with the protocol's window and a distinct
+    # refusal); the library's own check only has to accept what passed it.
+    max_clock_skew = WINDOW
+
+
+def _params(headers: Headers) -> _Params:
+    raw = headers.get("signature-input")
+    if raw is None or "signature" not in headers:
+        raise BadSignature("the request is not signed (Signature-Input and Signature headers "
+                           f"with label {LABEL!r})")
+    try:
+        parsed: Any = http_sf.parse(raw.encode(), tltype="dictionary")
+    except (ValueError, TypeError):
+        raise BadSignature("Signature-Input is not a structured field dictionary") from None
+    member = parsed.get(LABEL)
+    if member is None:
+        raise BadSignature(f"no signature labelled {LABEL!r}")
+    params = member[1]
+    created, nonce, keyid = params.get("created"), params.get("nonce"), params.get("keyid")
+    if type(created) is not int or not isinstance(nonce, str) or not isinstance(keyid, str):
+        raise BadSignature("the signature needs created, nonce and keyid parameters")
+    if len(nonce) < 16 or len(nonce) > 128:
+        raise BadSignature("the nonce must be 16-128 characters")
+    return _Params(created=created, nonce=nonce, keyid=keyid)
+
+
+def _verify(message: _Message, agent: SignedBy, body: bytes) -> None:
+    resolver = MappingKeyResolver(public_keys={agent.public_id: _public(agent)},
+                                  private_keys={})
+    verifier = _Verifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
+    required = (*REQUIRED, "content-digest") if body else REQUIRED
+    try:
+        results = verifier.verify(message, max_age=None, require_components=required)
+    except HTTPMessageSignaturesException as exc:
+        raise BadSignature(f"the request signature does not verify: {exc}") from None
+    if len(results) != 1 or results[0].label != LABEL:
+        raise BadSignature(f"expected exactly one signature labelled {LABEL!r}")
+    try:
+        ContentDigest.verify_components(results[0].covered_components, body)
+    except HTTPMessageSignaturesException:
+        raise BadContentDigest("Content-Digest does not match the request body") from None
+
+
+def _public(agent: SignedBy) -> Ed25519PublicKey:
+    return public_key_from_raw(agent.public_key)
+
+
+def _load_agent(ctx: AppContext, public_id: str) -> SignedBy:
+    with ctx.db.read() as session:
+        row = session.execute(
+            select(Agent).where(Agent.public_id == public_id)).scalar_one_or_none()
+    if row is None:
+        raise UnknownAgent(f"no agent {public_id!r} is enrolled here; enroll with a new token")
+    return SignedBy(id=row.id, public_id=row.public_id, case_id=row.case_id,
+                    party_id=row.party_id, key_id=row.key_id, public_key=row.public_key,
+                    status=AgentStatus(row.status))
+
+
+def _seen(ctx: AppContext, agent_id: int, nonce: str) -> bool:
+    with ctx.db.read() as session:
+        return session.execute(select(RequestNonce.id).where(
+            RequestNonce.agent_id == agent_id, RequestNonce.nonce == nonce)).first() is not None
+
+
+def _remember(ctx: AppContext, agent_id: int, nonce: str, now: datetime) -> None:
+    try:
+        with ctx.db.write() as session:
+            session.execute(delete(RequestNonce).where(
+                RequestNonce.created_at < now - NONCE_RETENTION))
+            session.add(RequestNonce(agent_id=agent_id, nonce=nonce, created_at=now))
+    except IntegrityError:
+        # The same request raced itself: one of them is the replay.
+        raise Replayed("this request's nonce was already used") from None
+
+
+def authenticate(
+    ctx: AppContext, *, method: str, url: str, headers: Headers, body: bytes,
+    allow_revoked: bool, now: datetime,
+) -> SignedBy:
+    """Check a signed request in the protocol's order; ``now`` is the transport clock."""
+    params = _params(headers)
+    created = datetime.fromtimestamp(params.created, tz=UTC)
+    if abs(now - created) > WINDOW:
+        raise ClockSkew(f"the signature was created at {format_timestamp(created)}, more than "
+                        f"{int(WINDOW.total_seconds())} s from the server's time; fix the "
+                        "host clock", server_time=format_timestamp(now.replace(microsecond=0)))
+    agent = _load_agent(ctx, params.keyid)
+    if _seen(ctx, agent.id, params.nonce):
+        raise Replayed("this request's nonce was already used")
+    _verify(_Message(method=method, url=url, headers=headers), agent, body)
+    _remember(ctx, agent.id, params.nonce, now)
+    if agent.status is not AgentStatus.ACTIVE and not allow_revoked:
+        raise Revoked(f"agent {agent.public_id} is {agent.status.value}; it may not act "
+                      "any more", key_status=agent.status.value)
+    return agent
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _dependency(allow_revoked: bool) -> Any:
+    def current_agent(
+        request: Request, ctx: Context, body: Annotated[bytes, Depends(raw_body)]
+    ) -> SignedBy:
+        try:
+            return authenticate(ctx, method=request.method, url=str(request.url),
+                                headers=request.headers, body=body,
+                                allow_revoked=allow_revoked, now=datetime.now(UTC))
+        except AuditError as exc:
+            ctx.metrics.refusals.labels(reason=exc.code).inc()
+            raise
+
+    return current_agent
+
+
+CurrentAgent = Annotated[SignedBy, Depends(_dependency(allow_revoked=False))]
+"""An active agent's signed request."""
+SigningAgent = Annotated[SignedBy, Depends(_dependency(allow_revoked=True))]
+"""Any enrolled agent's signed request: ingest judges a revoked key's statements itself."""
