@@ -32,6 +32,7 @@ class Action(StrEnum):
     READ_SCOPES = "read_scopes"
     BIND_SCOPES = "bind_scopes"
     ISSUE_ENROLLMENT_TOKENS = "issue_enrollment_tokens"
+    ISSUE_CHALLENGES = "issue_challenges"
     REVOKE_AGENTS = "revoke_agents"
     REGISTER_MANIFESTS = "register_manifests"
     MATCH_MANIFESTS = "match_manifests"
@@ -87,6 +88,8 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.READ_SCOPES: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
     Action.BIND_SCOPES: frozenset({PROSECUTOR}),
     Action.ISSUE_ENROLLMENT_TOKENS: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
+    # A challenge asks the company's and the examiner's agents for a fresh scan.
+    Action.ISSUE_CHALLENGES: frozenset({PROSECUTOR}) | EXAMINERS,
     Action.REVOKE_AGENTS: frozenset({PROSECUTOR, RESPONDENT}),
     Action.REGISTER_MANIFESTS: frozenset({PROSECUTOR}) | EXAMINERS,
     # The filter and confirmed hits are matching material for the agents that scan; until

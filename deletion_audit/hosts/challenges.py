@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from deletion_audit.cases.service import log_event
 from deletion_audit.core.predicates import format_timestamp
-from deletion_audit.errors import NotFound
+from deletion_audit.errors import Conflict, NotFound
 from deletion_audit.hosts.service import is_bound
-from deletion_audit.models import Agent, Binding, Challenge, ChallengeOrigin
+from deletion_audit.models import Agent, AgentStatus, Binding, Challenge, ChallengeOrigin, Scope
 
 # An agent's own challenge is short-lived: it proves freshness, not that anyone asked.
 ON_DEMAND_TTL = timedelta(minutes=15)
@@ -49,3 +49,36 @@ def open_challenges(session: Session, *, agent_id: int, now: datetime) -> Sequen
                Challenge.used_by_scan_id.is_(None), Binding.unbound_at.is_(None))
         .order_by(Challenge.id)
     ).scalars().all()
+
+
+# A challenge a person issues leaves the company time to run its scan (DESIGN: reviews give
+# 72 hours to respond).
+ISSUED_TTL = timedelta(hours=72)
+
+
+def issue_case_challenges(
+    session: Session, *, case_id: int, scope_ids: Sequence[int] | None, ttl: timedelta,
+    issued_by: int, now: datetime,
+) -> list[tuple[Challenge, Agent]]:
+    """A fresh challenge for every live binding of an active agent to the given scopes of
+    the case (all of its scopes when ``scope_ids`` is None), each logged."""
+    query = select(Binding, Agent).join(Agent, Agent.id == Binding.agent_id).join(
+        Scope, Scope.id == Binding.scope_id,
+    ).where(Scope.case_id == case_id, Binding.unbound_at.is_(None),
+            Agent.status == AgentStatus.ACTIVE)
+    if scope_ids is not None:
+        known = set(session.execute(select(Scope.id).where(
+            Scope.case_id == case_id, Scope.id.in_(scope_ids))).scalars())
+        unknown = sorted(set(scope_ids) - known)
+        if unknown:
+            raise NotFound(f"no scope {unknown[0]} in case {case_id}")
+        query = query.where(Binding.scope_id.in_(scope_ids))
+    bindings = session.execute(query.order_by(Binding.scope_id, Agent.id)).all()
+    if not bindings:
+        raise Conflict("no active agent is bound to these scopes: bind one first")
+    return [
+        (issue_challenge(session, agent=agent, scope_id=binding.scope_id,
+                         origin=ChallengeOrigin.PROSECUTOR, ttl=ttl, issued_by=issued_by,
+                         now=now), agent)
+        for binding, agent in bindings
+    ]

@@ -20,6 +20,7 @@ from deletion_audit.evidence.schemas import ConfirmRead, ConfirmRequest, HitRead
 from deletion_audit.hosts import challenges, enrollment, revocation, service
 from deletion_audit.hosts.schemas import (
     AgentRead,
+    CaseChallengesCreate,
     ChallengeCreate,
     ChallengeRead,
     ChallengesRead,
@@ -29,6 +30,8 @@ from deletion_audit.hosts.schemas import (
     EnrollRequest,
     HeartbeatRead,
     HeartbeatRequest,
+    IssuedChallengeRead,
+    IssuedChallengesRead,
     RevokeRequest,
     ScopesRead,
     TaskRead,
@@ -118,6 +121,26 @@ def revoke_agent(
                                kind=AgentStatus(body.kind), since=body.since,
                                reason=body.reason, now=ctx.clock.now())
     return _agent_reads(session, [logged.row], logged.leaf_hash)[0]
+
+
+@case_router.post("/challenges", status_code=201, response_model=IssuedChallengesRead,
+                  **bearer(404, 409))
+def issue_challenges(
+    case_id: int, body: CaseChallengesCreate, caller: CurrentUser, session: DbWrite,
+    ctx: Context,
+) -> IssuedChallengesRead:
+    """Fresh challenges, one per binding (agent, scope), each logged: the scans that answer
+    them are the ones the verdict counts."""
+    authorize(session, user_id=caller.user_id, case_id=case_id,
+              action=Action.ISSUE_CHALLENGES)
+    issued = challenges.issue_case_challenges(
+        session, case_id=case_id, scope_ids=body.scope_ids,
+        ttl=timedelta(hours=body.ttl_hours), issued_by=caller.user_id, now=ctx.clock.now())
+    return IssuedChallengesRead(challenges=[
+        IssuedChallengeRead(id=row.id, agent_id=agent.public_id, scope_id=row.scope_id,
+                            expires_at=row.expires_at, origin=ChallengeOrigin(row.origin))
+        for row, agent in issued
+    ])
 
 
 # -- agents -------------------------------------------------------------------------------

@@ -107,6 +107,26 @@ class ChallengeCreate(BaseModel):
     scope_id: int
 
 
+class CaseChallengesCreate(BaseModel):
+    scope_ids: list[int] | None = Field(
+        default=None, description="scopes to challenge; all of the case's when omitted")
+    ttl_hours: int = Field(default=72, ge=1, le=720, description="time to answer")
+
+
+class IssuedChallengeRead(BaseModel):
+    """A challenge as its issuer sees it: the nonce goes to the agent only."""
+
+    id: int
+    agent_id: str
+    scope_id: int
+    expires_at: datetime
+    origin: ChallengeOrigin
+
+
+class IssuedChallengesRead(BaseModel):
+    challenges: list[IssuedChallengeRead]
+
+
 class TaskRead(BaseModel):
     id: str
     kind: Literal["scan", "delete"]

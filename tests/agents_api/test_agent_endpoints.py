@@ -69,6 +69,37 @@ class TestChallenges:
         assert agent.get("/api/v1/agents/tasks").json()["tasks"] == []
 
 
+class TestIssuedChallenges:
+    def test_a_prosecutor_challenges_every_bound_agent(
+        self, client: TestClient, world: World, agent: AgentClient, scope: dict[str, Any],
+        env: LogEnv,
+    ) -> None:
+        second = enroll(client, world, scope_ids=[scope["id"]])
+        r = client.post(f"{world.url}/challenges", headers=world.prosecutor.headers, json={})
+        assert r.status_code == 201, r.text
+        issued = r.json()["challenges"]
+        assert sorted(c["agent_id"] for c in issued) == sorted([agent.agent_id,
+                                                                second.agent_id])
+        assert {c["origin"] for c in issued} == {"prosecutor"}
+        assert "nonce" not in issued[0]
+        seen = agent.get(CHALLENGES).json()["challenges"]
+        assert [(c["origin"], c["scope_id"]) for c in seen] == [("prosecutor", scope["id"])]
+        expires = seen[0]["expires_at"].replace("Z", "+00:00")
+        assert expires.startswith((env.clock.now() + timedelta(hours=72)).isoformat()[:19])
+
+    def test_unknown_scope_and_no_binding(
+        self, client: TestClient, world: World, agent: AgentClient
+    ) -> None:
+        h = world.prosecutor.headers
+        missing = client.post(f"{world.url}/challenges", headers=h, json={"scope_ids": [9999]})
+        assert missing.status_code == 404
+        unbound = declare_scope(client, world, "unbound")
+        r = client.post(f"{world.url}/challenges", headers=h,
+                        json={"scope_ids": [unbound["id"]]})
+        assert r.status_code == 409
+        assert "bind one first" in r.json()["message"]
+
+
 class TestCaseAgents:
     def test_people_list_the_case_agents_with_their_bindings(
         self, client: TestClient, world: World, agent: AgentClient, scope: dict[str, Any]

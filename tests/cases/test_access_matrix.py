@@ -131,6 +131,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/v1/cases/{case_id}/enrollment-tokens",
              Action.ISSUE_ENROLLMENT_TOKENS, {"expires_in_hours": 24}),
     Endpoint("GET", "/api/v1/cases/{case_id}/agents", Action.READ_SCOPES),
+    Endpoint("POST", "/api/v1/cases/{case_id}/challenges", Action.ISSUE_CHALLENGES, {}),
     Endpoint("POST", "/api/v1/cases/{case_id}/agents/{revocable_agent}/revoke",
              Action.REVOKE_AGENTS, {"kind": "decommissioned", "reason": "主机报废"}),
 ]
