@@ -98,7 +98,7 @@ def run(engine: str, url: str, _directory: Path, rows: int) -> None:
                          check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     base = baseline(url)
-    print(f"agent scan: {result["seconds"]:.1f} s ({result['rows'] / result['seconds']:,.0f} "
+    print(f"agent scan: {result['seconds']:.1f} s ({result['rows'] / result['seconds']:,.0f} "
           f"rows/s) over {result['rows']:,} rows; bare streaming SELECT: {base:.1f} s; "
           f"ratio {result['seconds'] / base:.1f}")
     print(f"agent scan peak RSS: {result['rss_mb']:.0f} MB (bounded: independent of rows)")
