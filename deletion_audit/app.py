@@ -35,6 +35,8 @@ from deletion_audit.log.service import current_size
 from deletion_audit.log.tasks import integrate_pending
 from deletion_audit.metrics import Metrics
 from deletion_audit.schemas import PUBLIC
+from deletion_audit.verdicts import endpoints as verdict_endpoints
+from deletion_audit.verdicts.tasks import recompute_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,11 @@ def _start_jobs(ctx: AppContext) -> BackgroundScheduler:
         kwargs={"db": ctx.db, "settings": ctx.settings, "clock": ctx.clock},
         id="housekeeping", max_instances=1, coalesce=True, misfire_grace_time=None,
     )
+    scheduler.add_job(
+        recompute_verdicts, "interval", seconds=5,
+        kwargs={"db": ctx.db, "keys": ctx.keys, "clock": ctx.clock},
+        id="verdicts", max_instances=1, coalesce=True, misfire_grace_time=None,
+    )
     scheduler.start()
     return scheduler
 
@@ -110,6 +117,7 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(host_endpoints.case_router)
     app.include_router(host_endpoints.router)
     app.include_router(attestation_endpoints.router)
+    app.include_router(verdict_endpoints.router)
     app.add_middleware(BodyLimit)
 
     @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])

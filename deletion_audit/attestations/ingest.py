@@ -49,6 +49,7 @@ from deletion_audit.models import (
     Refusal,
     Scope,
 )
+from deletion_audit.verdicts.recording import record_statement
 
 # DESIGN: a decommissioned agent may flush its outbox for this long after revocation.
 DECOMMISSION_GRACE = timedelta(hours=24)
@@ -314,6 +315,13 @@ def _store(
     )
     session.add(row)
     _flush_once(session)
+    try:
+        record_statement(session, attestation=row, predicate=predicate,
+                         challenge_id=challenge.id if challenge else None, now=now)
+    except IntegrityError:
+        # Two parts of one scan opened its record at once; the retry finds it.
+        raise ConcurrentSubmission("another part of this scan is being stored by a "
+                                   "concurrent request; send it again") from None
     return Outcome(201, receipt(row))
 
 

@@ -28,13 +28,21 @@ from deletion_audit.models import (
     PartyRole,
     User,
 )
+from deletion_audit.verdicts.recording import VERDICT_INPUTS, mark_changed
 
 
 def log_event(
     session: Session, event_type: str, event: Mapping[str, Any], *, now: datetime
 ) -> bytes:
     body = {**event, "at": format_timestamp(now)}
-    return append_event(session, event_type=event_type, event=body, now=now).leaf_hash
+    leaf = append_event(session, event_type=event_type, event=body, now=now).leaf_hash
+    case_id = event.get("caseId")
+    if isinstance(case_id, str) and case_id.isdigit():
+        case_id = int(case_id)
+    if event_type in VERDICT_INPUTS and isinstance(case_id, int):
+        # Every input of the verdict is a logged event: logging it asks for a new verdict.
+        mark_changed(session, case_id=case_id, now=now)
+    return leaf
 
 
 def _text(what: str, value: str, limit: int) -> str:

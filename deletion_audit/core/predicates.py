@@ -97,6 +97,8 @@ HexDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """Lowercase hex SHA-256 (item digests, key ids, statement ids, roots)."""
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+"""A verdict's reason code (``source_not_covered``: DESIGN.md spells them with ``_``)."""
 Count = Annotated[int, Field(ge=0)]
 DigestList = Annotated[list[HexDigest], Field(max_length=MAX_DIGESTS_PER_STATEMENT)]
 
@@ -409,7 +411,7 @@ class VerdictPredicate(PredicateModel):
     case_id: NonEmpty
     version: Annotated[int, Field(ge=1)]
     outcome: Literal["verified", "not_verified", "insufficient_evidence"]
-    reasons: list[Slug]
+    reasons: list[ReasonCode]
     items: VerdictItemCounts
     as_of_log_size: Count
     as_of: Timestamp

@@ -41,6 +41,7 @@ from deletion_audit.models.manifests import (
     ManifestItem,
     ManifestNode,
 )
+from deletion_audit.verdicts.recording import mark_changed
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ def _activate(
         "reason": supersede_reason,
     }
     appended = append_event(session, event_type="manifest", event=event, now=now)
+    mark_changed(session, case_id=case_id, now=now)
     row.state = "active"
     row.header = header
     row.kinds = {kind.decode("ascii"): n for kind, n in importer.kinds.items()}

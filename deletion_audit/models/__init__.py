@@ -44,6 +44,14 @@ from deletion_audit.models.obligations import (
     ObligationState,
 )
 from deletion_audit.models.scopes import Binding, DataFlow, DataFlowKind, Scope, ScopeKind
+from deletion_audit.models.verdicts import (
+    DeletedItem,
+    DeletionRecord,
+    ScanItem,
+    ScanRecord,
+    Verdict,
+    VerdictMark,
+)
 
 __all__ = [
     "AccessToken",
@@ -60,6 +68,8 @@ __all__ = [
     "ChallengeOrigin",
     "DataFlow",
     "DataFlowKind",
+    "DeletedItem",
+    "DeletionRecord",
     "Document",
     "DocumentContent",
     "DocumentState",
@@ -86,8 +96,12 @@ __all__ = [
     "PartyRole",
     "Refusal",
     "RequestNonce",
+    "ScanItem",
+    "ScanRecord",
     "Scope",
     "ScopeKind",
     "User",
     "UserKey",
+    "Verdict",
+    "VerdictMark",
 ]

@@ -134,6 +134,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/v1/cases/{case_id}/challenges", Action.ISSUE_CHALLENGES, {}),
     Endpoint("POST", "/api/v1/cases/{case_id}/agents/{revocable_agent}/revoke",
              Action.REVOKE_AGENTS, {"kind": "decommissioned", "reason": "主机报废"}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/verdict", Action.READ_VERDICTS),
+    Endpoint("GET", "/api/v1/cases/{case_id}/items", Action.READ_ITEMS),
 ]
 
 # Endpoints that are not about one case: creating and listing cases are checked in

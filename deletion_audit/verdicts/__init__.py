@@ -1,0 +1,1 @@
+"""The verdict: what accepted statements say about items, the truth table, versions."""

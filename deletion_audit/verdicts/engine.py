@@ -1,0 +1,267 @@
+"""The verdict of a case, exactly as DESIGN.md's truth table says.
+
+``not_verified`` ⇔ some manifest item is present in the latest challenged scan of some
+scope, or an obligation is overdue or breached. Otherwise ``insufficient_evidence`` ⇔ some
+scope or declared data flow lacks a challenged complete scan (or a vendor statement) after
+its last deletion, an emptiness rule fires, or forensics found items in a location no scope
+covers. Otherwise ``verified``.
+
+Item-sized work is set-based SQL (verdicts/queries.py); the Python here loops over scopes,
+scans, data flows and obligations only — a case has tens of those, not millions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from deletion_audit.models import (
+    Agent,
+    Binding,
+    Challenge,
+    DataFlow,
+    DeletionRecord,
+    Manifest,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    Party,
+    PartyRole,
+    ScanItem,
+    ScanRecord,
+    Scope,
+)
+from deletion_audit.models.manifests import KIND_CODES, KIND_NAMES
+from deletion_audit.verdicts import queries
+from deletion_audit.verdicts.reasons import LIMIT_EN, LIMIT_ZH, REASONS, outcome_of
+from deletion_audit.verdicts.schemas import (
+    DataFlowVerdict,
+    Grade,
+    ItemCounts,
+    ManifestRef,
+    ObligationVerdict,
+    PeopleCounts,
+    ReasonRead,
+    Report,
+    ScanRead,
+    ScopeVerdict,
+    StateCounts,
+    Text,
+)
+
+# Whose agent is the examiner's: DESIGN, "Who attests" (the token's party role).
+EXAMINER_PARTIES = frozenset({PartyRole.FORENSIC_LAB.value, PartyRole.PROCURATORATE.value})
+_GRADE_RANK: dict[Grade, int] = {"company": 1, "examiner": 2, "witnessed": 3}
+
+
+def grade_of(party_role: str, challenge_origin: str) -> Grade:
+    """A scan's evidence grade. ``witnessed`` needs an on-site session co-signed by its
+    witnesses; sessions arrive with a later issue, which grades a scan whose challenge has
+    origin ``session`` here once its record is co-signed. Until then it is graded by whose
+    agent ran it."""
+    del challenge_origin  # the hook for sessions (see above)
+    return "examiner" if party_role in EXAMINER_PARTIES else "company"
+
+
+@dataclass(frozen=True)
+class _Scan:
+    pk: int
+    scope_id: int
+    read: ScanRead
+
+
+@dataclass
+class _Found:
+    """Reasons as they are found, with what each concerns."""
+
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, code: str, **concerns: Any) -> None:
+        entry = self.codes.setdefault(code, {"scope_ids": [], "data_flow_ids": [],
+                                             "obligation_ids": [], "items": None})
+        for key in ("scope_ids", "data_flow_ids", "obligation_ids"):
+            entry[key].extend(concerns.get(key, []))
+        if concerns.get("items") is not None:
+            entry["items"] = (entry["items"] or 0) + concerns["items"]
+
+    def reasons(self) -> list[ReasonRead]:
+        return [ReasonRead(code=code, zh=REASONS[code][1], en=REASONS[code][2], **entry)
+                for code, entry in sorted(self.codes.items())]
+
+
+def hash_joins(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def active_manifest(session: Session, case_id: int) -> Manifest | None:
+    return session.execute(select(Manifest).where(
+        Manifest.case_id == case_id, Manifest.state == "active")).scalar_one_or_none()
+
+
+def _counted_scans(session: Session, case_id: int) -> list[_Scan]:
+    present = (select(func.count()).where(ScanItem.scan_pk == ScanRecord.id)
+               .correlate(ScanRecord).scalar_subquery())
+    rows = session.execute(
+        select(ScanRecord, Agent.public_id, Party.role, Challenge.origin, present)
+        .join(Agent, Agent.id == ScanRecord.agent_id)
+        .join(Party, Party.id == Agent.party_id)
+        .join(Challenge, Challenge.id == ScanRecord.challenge_id)
+        .where(queries.counted_scans(case_id))
+        .order_by(ScanRecord.finished_at, ScanRecord.id)
+    ).all()
+    return [_Scan(pk=scan.id, scope_id=scan.scope_id, read=ScanRead(
+        scan_id=scan.scan_id, agent_id=public_id, grade=grade_of(role, origin),
+        challenge_origin=origin, coverage=scan.coverage, objects=scan.objects,
+        present=n, started_at=scan.started_at, finished_at=scan.finished_at))
+        for scan, public_id, role, origin, n in rows]
+
+
+def _item_counts(session: Session, case_id: int, manifest: Manifest | None) -> ItemCounts:
+    if manifest is None:
+        return ItemCounts()
+    by_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, int] = defaultdict(int)
+    query = queries.counts_by_kind_and_state(case_id, manifest.id,
+                                             hash_join=hash_joins(session))
+    for kind, state, n in session.execute(query):
+        by_kind[KIND_NAMES.get(kind, str(kind))][state] += n
+        totals[state] += n
+    return ItemCounts(
+        total=sum(totals.values()), **totals,
+        by_kind={k: StateCounts(total=sum(v.values()), **v)
+                 for k, v in sorted(by_kind.items(), key=lambda kv: KIND_CODES.get(kv[0], 99))})
+
+
+def _scope_verdicts(
+    session: Session, *, case_id: int, manifest: Manifest | None, scopes: Sequence[Scope],
+    found: _Found,
+) -> list[ScopeVerdict]:
+    scans = _counted_scans(session, case_id)
+    bound = set(session.execute(select(Binding.scope_id).where(
+        Binding.case_id == case_id, Binding.unbound_at.is_(None))).scalars())
+    last_deletion = dict(session.execute(
+        select(DeletionRecord.scope_id, func.max(DeletionRecord.deleted_at))
+        .where(DeletionRecord.case_id == case_id).group_by(DeletionRecord.scope_id)).all())
+    out = []
+    for scope in scopes:
+        mine = [s for s in scans if s.scope_id == scope.id]
+        deleted_at = last_deletion.get(scope.id)
+        evidence = [s.read for s in mine if s.read.coverage == "complete"
+                    and (deleted_at is None or s.read.started_at >= deleted_at)]
+        grade = max((s.grade for s in evidence), key=_GRADE_RANK.__getitem__, default=None)
+        latest = mine[-1] if mine else None
+        clean = [s.read for s in mine if s.read.present == 0]
+        vanished = 0
+        if latest is not None and manifest is not None:
+            vanished = session.execute(queries.vanished_items(
+                case_id, manifest.id, scope.id, latest.pk, latest.read.finished_at)).scalar_one()
+        if scope.id not in bound:
+            found.add("scope_not_bound", scope_ids=[scope.id])
+        if not evidence:
+            found.add("scope_not_scanned", scope_ids=[scope.id])
+        if scope.expects_data and not any((s.read.objects or 0) > 0 for s in mine):
+            found.add("expected_data_never_seen", scope_ids=[scope.id])
+        if vanished:
+            found.add("vanished_without_deletion", scope_ids=[scope.id], items=vanished)
+        out.append(ScopeVerdict(
+            id=scope.id, name=scope.name, expects_data=scope.expects_data,
+            bound=scope.id in bound, grade=grade, covered=bool(evidence),
+            last_deletion_at=deleted_at, latest_challenged_scan=latest.read if latest else None,
+            last_clean_challenged_scan=clean[-1] if clean else None, vanished_items=vanished))
+    return out
+
+
+def _data_flows(session: Session, *, case_id: int, covered_scopes: set[int],
+                found: _Found) -> list[DataFlowVerdict]:
+    out = []
+    for flow in session.execute(select(DataFlow).where(DataFlow.case_id == case_id)
+                                .order_by(DataFlow.id)).scalars():
+        # Vendor statements (the vendor predicate) are not ingested yet: a flow that only a
+        # vendor statement could cover stays uncovered until they are.
+        covered = flow.scope_id is not None and flow.scope_id in covered_scopes
+        if not covered:
+            found.add("data_flow_not_covered", data_flow_ids=[flow.id])
+        out.append(DataFlowVerdict(id=flow.id, kind=flow.kind, covered=covered,
+                                   covered_by="scope" if covered else None))
+    return out
+
+
+_DONE: dict[str, frozenset[str]] = {
+    ObligationKind.DOCUMENT.value: frozenset({ObligationState.ACCEPTED.value}),
+    ObligationKind.CUSTODY_UNTIL.value: frozenset({ObligationState.DISCHARGED.value}),
+}
+
+
+def _obligations(session: Session, *, case_id: int, deletion_shown: bool, now: datetime,
+                 found: _Found) -> list[ObligationVerdict]:
+    """Overdue: the derived due instant passed on the domain clock and the obligation is
+    neither fulfilled nor waived. ``delete-manifest`` is fulfilled when deletion is shown
+    (no item present, every scope covered); ``document`` when accepted; ``custody-until``
+    when discharged. ``retention`` and ``deidentify`` in force do not block; any breached
+    obligation does."""
+    out = []
+    for row in session.execute(select(Obligation).where(Obligation.case_id == case_id)
+                               .order_by(Obligation.id)).scalars():
+        waived = row.state == ObligationState.WAIVED.value
+        if row.kind == ObligationKind.DELETE_MANIFEST.value:
+            fulfilled = deletion_shown
+        else:
+            fulfilled = row.state in _DONE.get(row.kind, frozenset(
+                {ObligationState.DISCHARGED.value, ObligationState.IN_FORCE.value}))
+        due = row.due_at is not None and row.due_at <= now
+        overdue = not waived and due and not fulfilled
+        breached = row.state == ObligationState.BREACHED.value
+        if overdue:
+            found.add("obligation_overdue", obligation_ids=[row.id])
+        if breached:
+            found.add("obligation_breached", obligation_ids=[row.id])
+        out.append(ObligationVerdict(
+            id=row.id, kind=row.kind, title=row.title, state=row.state, due_at=row.due_at,
+            fulfilled=fulfilled, overdue=overdue, blocking=overdue or breached))
+    return out
+
+
+def compute_report(session: Session, *, case_id: int, now: datetime) -> Report:
+    found = _Found()
+    manifest = active_manifest(session, case_id)
+    if manifest is None:
+        found.add("no_manifest")
+    scopes = session.execute(select(Scope).where(Scope.case_id == case_id)
+                             .order_by(Scope.id)).scalars().all()
+    scope_verdicts = _scope_verdicts(session, case_id=case_id, manifest=manifest,
+                                     scopes=scopes, found=found)
+    items = _item_counts(session, case_id, manifest)
+    if items.present:
+        found.add("items_present", scope_ids=[
+            s.id for s in scope_verdicts
+            if s.latest_challenged_scan is not None and s.latest_challenged_scan.present])
+    if not scopes:
+        found.add("no_scope_declared")
+    people = PeopleCounts(total=0, all_deleted=0)
+    if manifest is not None:
+        total, all_deleted = session.execute(
+            queries.people_counts(case_id, manifest.id, hash_join=hash_joins(session))).one()
+        people = PeopleCounts(total=total, all_deleted=int(all_deleted))
+        codes = sorted({c for s in scopes for c in s.location_codes})
+        n_items, _ = session.execute(queries.uncovered_sources(manifest.id, codes)).one()
+        if n_items:
+            found.add("source_not_covered", items=n_items)
+    covered = {s.id for s in scope_verdicts if s.covered}
+    flows = _data_flows(session, case_id=case_id, covered_scopes=covered, found=found)
+    deletion_shown = (manifest is not None and items.present == 0 and bool(scopes)
+                      and all(s.covered for s in scope_verdicts))
+    obligations = _obligations(session, case_id=case_id, deletion_shown=deletion_shown,
+                               now=now, found=found)
+    outcome = outcome_of(set(found.codes))
+    return Report(
+        case_id=case_id, outcome=outcome.value, reasons=found.reasons(),
+        manifest=ManifestRef(id=manifest.id, root=manifest.root.hex(), count=manifest.count)
+        if manifest else None,
+        items=items, people=people, scopes=scope_verdicts, data_flows=flows,
+        obligations=obligations, limit=Text(zh=LIMIT_ZH, en=LIMIT_EN))
