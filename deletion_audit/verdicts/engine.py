@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import FromClause, func, select
 from sqlalchemy.orm import Session
 
 from deletion_audit.models import (
@@ -95,10 +95,6 @@ class _Found:
                 for code, entry in sorted(self.codes.items())]
 
 
-def hash_joins(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def active_manifest(session: Session, case_id: int) -> Manifest | None:
     return session.execute(select(Manifest).where(
         Manifest.case_id == case_id, Manifest.state == "active")).scalar_one_or_none()
@@ -122,20 +118,26 @@ def _counted_scans(session: Session, case_id: int) -> list[_Scan]:
         for scan, public_id, role, origin, n in rows]
 
 
-def _item_counts(session: Session, case_id: int, manifest: Manifest | None) -> ItemCounts:
-    if manifest is None:
-        return ItemCounts()
+def _item_counts(session: Session, states: FromClause) -> ItemCounts:
     by_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
-    query = queries.counts_by_kind_and_state(case_id, manifest.id,
-                                             hash_join=hash_joins(session))
-    for kind, state, n in session.execute(query):
+    for kind, state, n in session.execute(queries.counts_by_kind_and_state(states)):
         by_kind[KIND_NAMES.get(kind, str(kind))][state] += n
         totals[state] += n
     return ItemCounts(
         total=sum(totals.values()), **totals,
         by_kind={k: StateCounts(total=sum(v.values()), **v)
                  for k, v in sorted(by_kind.items(), key=lambda kv: KIND_CODES.get(kv[0], 99))})
+
+
+def _items_and_people(session: Session, case_id: int,
+                      manifest: Manifest | None) -> tuple[ItemCounts, PeopleCounts]:
+    if manifest is None:
+        return ItemCounts(), PeopleCounts(total=0, all_deleted=0)
+    with queries.item_state_table(session, case_id, manifest.id) as states:
+        items = _item_counts(session, states)
+        total, all_deleted = session.execute(queries.people_counts(states)).one()
+    return items, PeopleCounts(total=total, all_deleted=int(all_deleted))
 
 
 def _scope_verdicts(
@@ -236,18 +238,14 @@ def compute_report(session: Session, *, case_id: int, now: datetime) -> Report:
                              .order_by(Scope.id)).scalars().all()
     scope_verdicts = _scope_verdicts(session, case_id=case_id, manifest=manifest,
                                      scopes=scopes, found=found)
-    items = _item_counts(session, case_id, manifest)
+    items, people = _items_and_people(session, case_id, manifest)
     if items.present:
         found.add("items_present", scope_ids=[
             s.id for s in scope_verdicts
             if s.latest_challenged_scan is not None and s.latest_challenged_scan.present])
     if not scopes:
         found.add("no_scope_declared")
-    people = PeopleCounts(total=0, all_deleted=0)
     if manifest is not None:
-        total, all_deleted = session.execute(
-            queries.people_counts(case_id, manifest.id, hash_join=hash_joins(session))).one()
-        people = PeopleCounts(total=total, all_deleted=int(all_deleted))
         codes = sorted({c for s in scopes for c in s.location_codes})
         n_items, _ = session.execute(queries.uncovered_sources(manifest.id, codes)).one()
         if n_items:

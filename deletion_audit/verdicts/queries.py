@@ -9,13 +9,22 @@ deleted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    FromClause,
+    LargeBinary,
+    MetaData,
     Select,
+    SmallInteger,
+    String,
     Subquery,
+    Table,
     and_,
     case,
     exists,
@@ -24,7 +33,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from deletion_audit.models import (
     Agent,
@@ -122,16 +131,41 @@ def item_states(case_id: int, manifest_id: int, *, hash_join: bool) -> Select[An
     return stmt.where(ManifestItem.manifest_id == manifest_id)
 
 
-def counts_by_kind_and_state(case_id: int, manifest_id: int, *,
-                             hash_join: bool) -> Select[Any]:
-    states = item_states(case_id, manifest_id, hash_join=hash_join).subquery("states")
+@contextmanager
+def item_state_table(session: Session, case_id: int, manifest_id: int) -> Iterator[FromClause]:
+    """The item states as a table the aggregates below read: computed once.
+
+    PostgreSQL plans the state query inline in each aggregate well (hash joins); on SQLite
+    each inline use re-runs the ``IN`` lookups over every item, so the states are written
+    once to a temporary table (per connection, dropped after) and read twice from it.
+    """
+    hash_join = session.get_bind().dialect.name != "sqlite"
+    states = item_states(case_id, manifest_id, hash_join=hash_join)
+    if hash_join:
+        yield states.subquery("states")
+        return
+    temp = Table("verdict_item_states", MetaData(), Column("kind", SmallInteger),
+                 Column("state", String(8)), Column("subject", LargeBinary),
+                 prefixes=["TEMPORARY"])
+    conn = session.connection()
+    temp.drop(conn, checkfirst=True)
+    temp.create(conn)
+    try:
+        sub = states.subquery("states")
+        conn.execute(temp.insert().from_select(
+            ["kind", "state", "subject"], select(sub.c.kind, sub.c.state, sub.c.subject)))
+        yield temp
+    finally:
+        temp.drop(conn, checkfirst=True)
+
+
+def counts_by_kind_and_state(states: FromClause) -> Select[Any]:
     return (select(states.c.kind, states.c.state, func.count().label("n"))
             .group_by(states.c.kind, states.c.state))
 
 
-def people_counts(case_id: int, manifest_id: int, *, hash_join: bool) -> Select[Any]:
+def people_counts(states: FromClause) -> Select[Any]:
     """(people, people whose every item is deleted), by subject pseudonym."""
-    states = item_states(case_id, manifest_id, hash_join=hash_join).subquery("states")
     per_person = (
         select(states.c.subject,
                func.sum(case((states.c.state == ItemState.DELETED.value, 0), else_=1))
