@@ -125,6 +125,18 @@ class HoldingProxy:
         self.server.server_close()
 
 
+def wait_until_scanning(state: Path, proc: subprocess.Popen[bytes],
+                        timeout: float = 60) -> None:
+    """Wait until the scan is really under way: it has fetched the manifest filter (the
+    step before it hashes the tree), and it is still running."""
+    deadline = time.monotonic() + timeout
+    while not any((state / "filters").glob("*.bloom")):
+        assert proc.poll() is None, "the scan ended before it fetched the filter"
+        assert time.monotonic() < deadline, "the scan never fetched the manifest filter"
+        time.sleep(0.01)
+    assert proc.poll() is None, "the throttled scan should still be hashing"
+
+
 @dataclass
 class Setup:
     server: Running
@@ -366,8 +378,7 @@ class TestAgentEndToEnd:
         proc = subprocess.Popen([*AGENT, "scan", "--scope", str(setup.scope_ids[0]),
                                  "--config", str(slow)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(2)
-        assert proc.poll() is None, "the throttled scan should still be hashing"
+        wait_until_scanning(tmp_path / "state", proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
         assert status(slow)["outbox"] == 0
