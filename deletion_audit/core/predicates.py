@@ -60,6 +60,7 @@ MANIFEST = predicate_type_uri("manifest")
 SCAN = predicate_type_uri("scan")
 DELETION = predicate_type_uri("deletion")
 CUSTODY = predicate_type_uri("custody")
+CUSTODY_STATEMENT = predicate_type_uri("custody", 2)
 DEIDENTIFY = predicate_type_uri("deidentify")
 VENDOR = predicate_type_uri("vendor")
 KEY_REGISTRATION = predicate_type_uri("key-registration")
@@ -247,6 +248,24 @@ class CustodyPredicate(_Chained):
     occurred_at: Timestamp
 
 
+class CustodyStatementPredicate(PredicateModel):
+    """A custodian party's own statement about a sealed backup it holds (``custody-until``
+    obligation, CASES.md case 4), signed by a person of that party. A new major version of
+    custody rather than a change to v1: v1 is an agent's chained statement (seq, prev,
+    build digest), which a person has no use for; this one names the obligation instead."""
+
+    PREDICATE_TYPE: ClassVar[str] = CUSTODY_STATEMENT
+
+    case_id: NonEmpty
+    obligation_id: NonEmpty
+    party_id: NonEmpty
+    medium_id: NonEmpty
+    action: Literal["sealed", "destroyed"]
+    item_count: Count
+    items_root: HexDigest | None = None
+    occurred_at: Timestamp
+
+
 # -- deidentify ------------------------------------------------------------------------
 
 
@@ -423,6 +442,7 @@ PREDICATE_MODELS: Mapping[str, type[PredicateModel]] = {
     model.PREDICATE_TYPE: model
     for model in (
         ManifestPredicate, ScanPredicate, DeletionPredicate, CustodyPredicate,
+        CustodyStatementPredicate,
         DeidentifyPredicate, VendorPredicate, KeyRegistrationPredicate, SessionPredicate,
         SummaryPredicate, JudgmentPredicate, VerdictPredicate,
     )

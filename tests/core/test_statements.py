@@ -221,6 +221,10 @@ VALID: dict[str, dict[str, Any]] = {
         "agentBuildDigest": H2, "mediumId": "tape-7", "action": "sealed", "itemCount": 25681,
         "occurredAt": T0,
     },
+    p.CUSTODY_STATEMENT: {
+        "caseId": "case-1", "obligationId": "7", "partyId": "party-3", "mediumId": "tape-7",
+        "action": "destroyed", "itemCount": 25681, "occurredAt": T1,
+    },
     p.DEIDENTIFY: {
         "caseId": "case-1", "datasetName": "open-data", "datasetDigest": H1, "records": 100,
         "rules": ["mask-face", "drop-id-number"], "result": "pass", "checkedAt": T0,
@@ -263,10 +267,10 @@ def _ours(predicate_type: str, predicate: dict[str, Any]) -> Statement:
 
 class TestPredicateTypes:
     def test_one_namespace_and_versioned(self) -> None:
-        assert len(p.PREDICATE_MODELS) == 11
+        assert len(p.PREDICATE_MODELS) == 12
         for uri in p.PREDICATE_MODELS:
             assert uri.startswith("https://deletion-audit.org/attestation/")
-            assert uri.endswith("/v1")
+            assert re.search(r"/v[1-9][0-9]*$", uri)
 
     def test_every_type_has_a_valid_example_here(self) -> None:
         assert set(VALID) == set(p.PREDICATE_MODELS)
