@@ -33,6 +33,7 @@ class Action(StrEnum):
     BIND_SCOPES = "bind_scopes"
     ISSUE_ENROLLMENT_TOKENS = "issue_enrollment_tokens"
     ISSUE_CHALLENGES = "issue_challenges"
+    REQUEST_DELETION = "request_deletion"
     REVOKE_AGENTS = "revoke_agents"
     REGISTER_MANIFESTS = "register_manifests"
     MATCH_MANIFESTS = "match_manifests"
@@ -91,6 +92,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.ISSUE_ENROLLMENT_TOKENS: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
     # A challenge asks the company's and the examiner's agents for a fresh scan.
     Action.ISSUE_CHALLENGES: frozenset({PROSECUTOR}) | EXAMINERS,
+    # The prosecutor orders deletion; a data holder may ask its own agents. Either way the
+    # host's configuration decides whether its agent deletes on request.
+    Action.REQUEST_DELETION: frozenset({PROSECUTOR}) | DATA_HOLDERS,
     Action.REVOKE_AGENTS: frozenset({PROSECUTOR, RESPONDENT}),
     Action.REGISTER_MANIFESTS: frozenset({PROSECUTOR}) | EXAMINERS,
     # The filter and confirmed hits are matching material for the agents that scan; until

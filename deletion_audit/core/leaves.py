@@ -56,6 +56,7 @@ EVENT_TYPES: dict[str, Disclosure] = {
     "obligation": Disclosure.RESTRICTED,
     "acceptance": Disclosure.RESTRICTED,
     "challenge": Disclosure.RESTRICTED,
+    "deletion-request": Disclosure.RESTRICTED,
     "attestation": Disclosure.RESTRICTED,
     "refusal": Disclosure.RESTRICTED,
     "judgment": Disclosure.RESTRICTED,

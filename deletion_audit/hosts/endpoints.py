@@ -17,13 +17,16 @@ from deletion_audit.errors import BadRequest, Conflict, NotFound
 from deletion_audit.evidence import proofs
 from deletion_audit.evidence.endpoints import filter_response
 from deletion_audit.evidence.schemas import ConfirmRead, ConfirmRequest, HitRead
-from deletion_audit.hosts import challenges, enrollment, revocation, service
+from deletion_audit.hosts import challenges, deletions, enrollment, revocation, service
 from deletion_audit.hosts.schemas import (
     AgentRead,
     CaseChallengesCreate,
     ChallengeCreate,
     ChallengeRead,
     ChallengesRead,
+    DeletionRequestCreate,
+    DeletionRequestRead,
+    DeletionTaskState,
     EnrollmentTokenCreate,
     EnrollmentTokenRead,
     EnrollRead,
@@ -44,6 +47,7 @@ from deletion_audit.models import (
     AgentStatus,
     Challenge,
     ChallengeOrigin,
+    DeletionRequest,
     EnrollmentToken,
     Manifest,
 )
@@ -143,6 +147,49 @@ def issue_challenges(
     ])
 
 
+def _deletion_request_read(
+    session: Session, row: DeletionRequest, now: datetime
+) -> DeletionRequestRead:
+    return DeletionRequestRead(
+        id=row.id, scope_id=row.scope_id, reason=row.reason, created_at=row.created_at,
+        expires_at=row.expires_at, leaf_hash=row.leaf_hash.hex(),
+        agents=[DeletionTaskState(agent_id=s.agent_id, state=s.state)
+                for s in deletions.task_states(session, request=row, now=now)])
+
+
+@case_router.post("/deletion-requests", status_code=201, response_model=DeletionRequestRead,
+                  **bearer(404, 409))
+def request_deletion(
+    case_id: int, body: DeletionRequestCreate, caller: CurrentUser, session: DbWrite,
+    ctx: Context,
+) -> DeletionRequestRead:
+    """Ask the agents bound to a scope to delete the manifest items they find there. Each
+    sees a ``delete`` task until it has scanned the scope clean; an agent carries it out
+    only if its host's configuration allows remote deletion. Logged."""
+    access = authorize(session, user_id=caller.user_id, case_id=case_id,
+                       action=Action.REQUEST_DELETION)
+    now = ctx.clock.now()
+    logged = deletions.request_deletion(
+        session, access=access, scope_id=body.scope_id, reason=body.reason,
+        ttl=timedelta(hours=body.ttl_hours), now=now)
+    return _deletion_request_read(session, logged.row, now)
+
+
+@case_router.get("/deletion-requests", response_model=Page[DeletionRequestRead],
+                 **bearer(400, 404))
+def list_deletion_requests(
+    case_id: int, caller: CurrentUser, session: DbRead, page: PageParams, ctx: Context
+) -> Page[DeletionRequestRead]:
+    """The case's deletion requests, with where each stands with each bound agent."""
+    authorize(session, user_id=caller.user_id, case_id=case_id, action=Action.READ_SCOPES)
+    rows, cursor = paginate(
+        session, select(DeletionRequest).where(DeletionRequest.case_id == case_id),
+        key=DeletionRequest.id, page=page, list_name="deletion requests")
+    now = ctx.clock.now()
+    return Page(items=[_deletion_request_read(session, r, now) for r in rows],
+                next_cursor=cursor)
+
+
 # -- agents -------------------------------------------------------------------------------
 
 
@@ -174,7 +221,8 @@ def heartbeat(
     now = ctx.clock.now()
     row = service.record_heartbeat(session, agent_id=agent.id, report=body.model_dump(),
                                    now=now)
-    tasks = len(challenges.open_challenges(session, agent_id=agent.id, now=now))
+    tasks = len(challenges.open_challenges(session, agent_id=agent.id, now=now)) + len(
+        deletions.open_tasks(session, agent_id=agent.id, now=now))
     return HeartbeatRead(server_time=_now_real(), heartbeat_seconds=row.heartbeat_seconds,
                          tasks=tasks, checkpoint=service.checkpoint_note(session))
 
@@ -207,10 +255,16 @@ def request_challenge(
 
 @router.get("/tasks", response_model=TasksRead, **signed())
 def tasks(agent: CurrentAgent, session: DbRead, ctx: Context) -> TasksRead:
-    """What to do: a scan per open challenge (delete tasks come later)."""
-    rows = challenges.open_challenges(session, agent_id=agent.id, now=ctx.clock.now())
-    return TasksRead(tasks=[TaskRead(id=f"scan-{r.id}", kind="scan", scope_id=r.scope_id,
-                                     challenge=challenge_read(r)) for r in rows])
+    """What to do: a scan per open challenge, a deletion per open deletion request."""
+    now = ctx.clock.now()
+    scans = challenges.open_challenges(session, agent_id=agent.id, now=now)
+    deletes = deletions.open_tasks(session, agent_id=agent.id, now=now)
+    return TasksRead(tasks=[
+        *(TaskRead(id=f"scan-{r.id}", kind="scan", scope_id=r.scope_id,
+                   challenge=challenge_read(r)) for r in scans),
+        *(TaskRead(id=f"delete-{r.id}", kind="delete", scope_id=r.scope_id, challenge=None)
+          for r in deletes),
+    ])
 
 
 def _matching_manifest(session: Session, agent: SignedBy, manifest_id: int) -> Manifest:

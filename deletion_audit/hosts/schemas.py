@@ -166,3 +166,27 @@ class ReceiptRead(BaseModel):
     leaf_hash: str
     seq: int
     received_at: datetime
+
+
+class DeletionRequestCreate(BaseModel):
+    scope_id: int
+    reason: str | None = Field(default=None, max_length=2000,
+                               description="why, for the record and the host's operator")
+    ttl_hours: int = Field(default=168, ge=1, le=720,
+                           description="how long the agents have to carry it out")
+
+
+class DeletionTaskState(BaseModel):
+    agent_id: str
+    state: Literal["open", "done", "expired"] = Field(
+        description="done: the agent has scanned the scope clean since the request")
+
+
+class DeletionRequestRead(BaseModel):
+    id: int
+    scope_id: int
+    reason: str | None
+    created_at: datetime
+    expires_at: datetime
+    agents: list[DeletionTaskState]
+    leaf_hash: str

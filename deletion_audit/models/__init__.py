@@ -5,6 +5,7 @@ from deletion_audit.models.agents import (
     AgentStatus,
     Challenge,
     ChallengeOrigin,
+    DeletionRequest,
     EnrollmentToken,
     RequestNonce,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "DataFlowKind",
     "DeletedItem",
     "DeletionRecord",
+    "DeletionRequest",
     "Document",
     "DocumentContent",
     "DocumentState",

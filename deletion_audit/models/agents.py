@@ -119,3 +119,21 @@ class Challenge(Base):
     judged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (CheckConstraint(check_in("origin", ChallengeOrigin), name="origin"),)
+
+
+class DeletionRequest(Base):
+    """A deletion the server asks the agents bound to a scope to carry out. Each such agent
+    sees it as a ``delete`` task until it has scanned the scope clean since the request (or
+    the request expires); an agent runs it only if its local configuration allows remote
+    deletion (DESIGN: remote deletion is off unless the host's operator turns it on)."""
+
+    __tablename__ = "deletion_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
