@@ -240,6 +240,7 @@ def _status(config: AgentConfig, state: State) -> dict[str, Any]:
         "last_scans": state.last_scans(),
         "outbox": len(state.outbox()),
         "sent": state.sent_count(),
+        "last_receipt": state.last_receipt(),
         "dead_letters": [d.__dict__ for d in state.dead_letters()],
         "pending_deletions": sum(len(v) for v in state.pending_deletions().values()),
         "last_contact": state.get("last_contact"),
