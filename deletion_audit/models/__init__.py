@@ -9,7 +9,7 @@ from deletion_audit.models.agents import (
     EnrollmentToken,
     RequestNonce,
 )
-from deletion_audit.models.attestations import Attestation, Refusal
+from deletion_audit.models.attestations import Attestation, PersonStatement, Refusal
 from deletion_audit.models.base import Base
 from deletion_audit.models.cases import Case, CaseRole, CaseStatus, Membership, Party, PartyRole
 from deletion_audit.models.identity import (
@@ -96,6 +96,7 @@ __all__ = [
     "Organisation",
     "Party",
     "PartyRole",
+    "PersonStatement",
     "Refusal",
     "RequestNonce",
     "ScanItem",
