@@ -285,17 +285,52 @@ class Agent:
         try:
             for item in found.present:
                 wanted = [(loc, bytes.fromhex(item.digest)) for loc in item.locators]
+                # Written ahead: a crash between a removal and its note below is resolved on
+                # the next start by looking at the locator (recover_deletions).
+                self.state.intend_deletion(scope.key, item.digest, list(item.locators),
+                                           source.method, source.grade,
+                                           format_timestamp(utcnow()))
                 for removal in source.delete(wanted):
                     if removal.ok:
                         self.state.note_deleted(scope.key, item.digest, source.method,
-                                                source.grade, format_timestamp(utcnow()))
+                                                source.grade, format_timestamp(utcnow()),
+                                                locator=removal.locator)
+                    else:
+                        self.state.drop_intent(scope.key, removal.locator)
                     outcomes.append((item.digest, removal.locator, removal.error))
         finally:
             source.close()
         return outcomes
 
+    def recover_deletions(self, scopes: Mapping[str, ServerScope]) -> int:
+        """Resolve the removals a crash left unnoted: a locator that is gone was removed
+        (noted at its intent's time, to be attested); one still there was not. Returns the
+        removals recovered."""
+        recovered = 0
+        for scope_id, intents in self.state.deletion_intents().items():
+            scope = scopes.get(scope_id)
+            if scope is None:
+                continue
+            access = resolve_access(scope.key, scope.kind, scope.spec,
+                                    self.config.scopes.get(scope.key))
+            source = open_source(access, jobs=self.config.jobs, throttle=self.throttle)
+            try:
+                for intent in intents:
+                    if source.exists(intent.locator):
+                        self.state.drop_intent(scope_id, intent.locator)
+                        continue
+                    self.state.note_deleted(scope_id, intent.digest, intent.method,
+                                            intent.grade, intent.noted_at,
+                                            locator=intent.locator)
+                    recovered += 1
+            finally:
+                source.close()
+        return recovered
+
     def attest_deletions(self, scopes: Mapping[str, ServerScope]) -> int:
-        """Deletion statements for every removal not yet attested (grouped by method)."""
+        """Deletion statements for every removal not yet attested (grouped by method),
+        after resolving any a crash left half-noted."""
+        self.recover_deletions(scopes)
         written = 0
         for scope_id, pending in self.state.pending_deletions().items():
             scope = scopes.get(scope_id)

@@ -243,6 +243,7 @@ def _status(config: AgentConfig, state: State) -> dict[str, Any]:
         "last_receipt": state.last_receipt(),
         "dead_letters": [d.__dict__ for d in state.dead_letters()],
         "pending_deletions": sum(len(v) for v in state.pending_deletions().values()),
+        "unresolved_deletions": sum(len(v) for v in state.deletion_intents().values()),
         "last_contact": state.get("last_contact"),
         "last_checkpoint_size": size,
     }
@@ -275,7 +276,8 @@ def status(config_path: Path, as_json: bool) -> None:
                     f"{last['coverage']}" if last else "never scanned")
             click.echo(f"  scope {scope['id']} {scope['name']} ({scope['kind']}): {seen}")
         click.echo(f"outbox {info['outbox']}, sent {info['sent']}, dead letters "
-                   f"{len(info['dead_letters'])}")
+                   f"{len(info['dead_letters'])}, deletions to attest "
+                   f"{info['pending_deletions']} (+{info['unresolved_deletions']} cut off)")
         for dead in info["dead_letters"]:
             click.echo(f"  dead letter seq {dead['seq']} ({dead['kind']}): {dead['status']} "
                        f"{dead['code']}: {dead['message']}")

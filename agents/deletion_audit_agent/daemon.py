@@ -60,7 +60,7 @@ def cycle(agent: Agent) -> int:
     try:
         beat = agent.heartbeat()
         interval = int(beat.get("heartbeat_seconds") or interval)
-        if agent.state.pending_deletions():
+        if agent.state.pending_deletions() or agent.state.deletion_intents():
             agent.attest_deletions({s.key: s for s in agent.scopes()})
     except _RECOVERABLE as exc:
         log("contact_failed", error=str(exc))

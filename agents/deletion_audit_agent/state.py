@@ -3,7 +3,9 @@
 It holds what must survive a ``kill -9``: the enrollment, the statement counter, the outbox
 (every statement is written here, signed, *before* it is sent, and leaves only on a 201 or
 into the dead letters on a permanent refusal), the newest checkpoint seen, the last scan per
-scope, the incremental hash cache and deletions not yet attested. The counter and the
+scope, the incremental hash cache, deletions about to happen (written ahead, so a crash
+between a removal and its note is resolved on restart by looking at the locator) and
+deletions not yet attested. The counter and the
 outbox row move in one transaction, so a crash never leaves a numbered statement unsent
 nor a number used twice: the server's view of the chain has no false gap.
 """
@@ -45,6 +47,9 @@ CREATE TABLE IF NOT EXISTS hash_cache (
 CREATE TABLE IF NOT EXISTS pending_deletions (
     scope_id TEXT NOT NULL, digest TEXT NOT NULL, method TEXT NOT NULL, grade TEXT NOT NULL,
     deleted_at TEXT NOT NULL, PRIMARY KEY (scope_id, digest));
+CREATE TABLE IF NOT EXISTS deletion_intents (
+    scope_id TEXT NOT NULL, locator TEXT NOT NULL, digest TEXT NOT NULL, method TEXT NOT NULL,
+    grade TEXT NOT NULL, noted_at TEXT NOT NULL, PRIMARY KEY (scope_id, locator));
 """
 
 
@@ -87,6 +92,18 @@ class PendingDeletion:
     method: str
     grade: str
     deleted_at: str
+
+
+@dataclass(frozen=True)
+class DeletionIntent:
+    """A removal about to be made: if the agent dies before noting its outcome, the next
+    start looks at the locator (gone: it was removed; there: it was not)."""
+
+    locator: str
+    digest: str
+    method: str
+    grade: str
+    noted_at: str
 
 
 # A statement builder: given (seq, prev) returns (payload bytes, envelope bytes).
@@ -227,11 +244,38 @@ class State:
 
     # -- deletions done but not yet attested ----------------------------------------------
 
+    def intend_deletion(self, scope_id: str, digest: str, locators: list[str], method: str,
+                        grade: str, now: str) -> None:
+        """Written (and synced) before any of the removals it names."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO deletion_intents (scope_id, locator, digest, method, "
+                "grade, noted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(scope_id, loc, digest, method, grade, now) for loc in locators])
+
+    def deletion_intents(self) -> dict[str, list[DeletionIntent]]:
+        rows = self._db.execute("SELECT scope_id, locator, digest, method, grade, noted_at "
+                                "FROM deletion_intents ORDER BY scope_id, locator").fetchall()
+        out: dict[str, list[DeletionIntent]] = {}
+        for scope_id, *rest in rows:
+            out.setdefault(scope_id, []).append(DeletionIntent(*rest))
+        return out
+
+    def drop_intent(self, scope_id: str, locator: str) -> None:
+        """The removal did not happen (it failed, or the object is still there)."""
+        self._db.execute("DELETE FROM deletion_intents WHERE scope_id = ? AND locator = ?",
+                         (scope_id, locator))
+
     def note_deleted(self, scope_id: str, digest: str, method: str, grade: str,
-                     now: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO pending_deletions (scope_id, digest, method, "
-                         "grade, deleted_at) VALUES (?, ?, ?, ?, ?)",
-                         (scope_id, digest, method, grade, now))
+                     now: str, *, locator: str | None = None) -> None:
+        """A removal done: pending attestation, and its intent (if any) resolved, at once."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO pending_deletions (scope_id, digest, method, "
+                       "grade, deleted_at) VALUES (?, ?, ?, ?, ?)",
+                       (scope_id, digest, method, grade, now))
+            if locator is not None:
+                db.execute("DELETE FROM deletion_intents WHERE scope_id = ? AND locator = ?",
+                           (scope_id, locator))
 
     def pending_deletions(self) -> dict[str, list[PendingDeletion]]:
         rows = self._db.execute("SELECT scope_id, digest, method, grade, deleted_at FROM "

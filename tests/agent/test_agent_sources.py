@@ -97,6 +97,8 @@ class TestDirectorySource:
         assert [r.ok for r in removals] == [True, False]
         assert not (tree / "a.jpg").exists()
         assert (tree / "b/c/d.mp4").exists()
+        assert source.exists(str(tree / "b/c/d.mp4"))
+        assert not source.exists(str(tree / "a.jpg"))
 
     def test_overwrite_grade_is_sanitised(self, tree: Path) -> None:
         access = DirectoryAccess(root=str(tree), exclude=(), narrowed=False)
@@ -170,6 +172,7 @@ class TestSqlSource:
         doomed = [(f"[1,{i}]", sha(f"face {i}".encode())) for i in range(1, 701)]
         doomed.append(("[1,701]", sha(b"not its content")))
         removals = list(source.delete(doomed))
+        assert (source.exists("[1,1]"), source.exists("[1,701]")) == (False, True)
         source.close()
         assert sum(r.ok for r in removals) == 700
         assert not removals[-1].ok
@@ -207,8 +210,13 @@ class TestObjectStoreSource:
         seen = [s for s in source.scan() if isinstance(s, Hashed)]
         assert sorted(s.digest for s in seen) == sorted([sha(b"old face"), sha(b"new face")])
         old = next(s for s in seen if s.digest == sha(b"old face"))
+        new = next(s for s in seen if s.digest == sha(b"new face"))
+        assert source.exists(old.locator)
         (removal,) = source.delete([(old.locator, old.digest)])
         assert removal.ok
+        assert not source.exists(old.locator)
+        assert source.exists(new.locator)
+        assert not source.exists("store-7/never.jpg")
         left = client.list_object_versions(Bucket=bucket, Prefix="store-7/")
         bodies = [client.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
                   ["Body"].read() for v in left.get("Versions", [])]

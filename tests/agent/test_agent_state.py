@@ -72,6 +72,27 @@ class TestOutbox:
         assert (state.dir / "state.sqlite3").stat().st_mode & 0o077 == 0
 
 
+class TestDeletionIntents:
+    def test_a_noted_removal_resolves_its_intent_in_the_same_step(self, state: State) -> None:
+        state.intend_deletion("1", "aa" * 32, ["/a", "/b"], "unlink", "logical", "t0")
+        assert [i.locator for i in state.deletion_intents()["1"]] == ["/a", "/b"]
+        state.note_deleted("1", "aa" * 32, "unlink", "logical", "t1", locator="/a")
+        state.drop_intent("1", "/b")
+        assert state.deletion_intents() == {}
+        (pending,) = state.pending_deletions()["1"]
+        assert (pending.digest, pending.deleted_at) == ("aa" * 32, "t1")
+
+    def test_intents_survive_reopening(self, tmp_path: Path) -> None:
+        first = State(tmp_path / "s")
+        first.intend_deletion("2", "bb" * 32, ["[7]"], "sql-delete", "logical", "t0")
+        first.close()
+        again = State(tmp_path / "s")
+        (intent,) = again.deletion_intents()["2"]
+        assert (intent.digest, intent.method, intent.noted_at) == ("bb" * 32, "sql-delete",
+                                                                    "t0")
+        again.close()
+
+
 class TestPendingDeletions:
     def test_attesting_removes_them_in_the_same_step(self, state: State) -> None:
         state.note_deleted("1", "aa" * 32, "unlink", "logical", "2026-03-02T01:30:00Z")

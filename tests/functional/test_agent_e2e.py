@@ -33,7 +33,7 @@ from deletion_audit.clock import FixedClock
 from deletion_audit.config import Settings
 from deletion_audit.core import manifest as mf
 from deletion_audit.db import Database
-from deletion_audit.models import Attestation
+from deletion_audit.models import Attestation, DeletedItem
 from tests.functional.test_serve import Running, start_server, stop, wait_for
 from tests.support.evidence import examiner_key, write_signed
 from tests.support.log import LogEnv
@@ -387,28 +387,84 @@ class TestAgentEndToEnd:
         agent(["scan", "--scope", str(setup.scope_ids[0])], fast, check=True)
         assert [seq for seq, _ in stored(setup)] == [0]
 
-    def test_a_deletion_cut_off_before_its_statement_is_attested_on_restart(
+    def test_kill_9_mid_delete_loses_no_removal_and_counts_none_twice(
         self, setup: Setup, tmp_path: Path
     ) -> None:
-        from deletion_audit_agent.state import State
+        # Throttled, the agent pauses after each removal (its I/O budget) before it notes
+        # it: a kill -9 there leaves a file gone and only its written-ahead intent behind.
+        slow = write_config(tmp_path / "slow.toml", setup, tmp_path / "state",
+                            "throttle_bytes_per_second = 4000")
+        agent(["enroll", "--token", issue_token(setup)], slow, check=True)
+        cams = str(setup.scope_ids[0])
+        proc = subprocess.Popen([*AGENT, "delete", "--scope", cams, "--yes",
+                                 "--config", str(slow)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        files = list(setup.leftovers.values())
+        try:
+            wait_for(lambda: sum(not p.exists() for p in files) >= 2 or proc.poll() is not None,
+                     60, "two leftovers to be removed")
+            assert proc.poll() is None, "the throttled deletion ended before it was killed"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        gone = {d for d, p in setup.leftovers.items() if not p.exists()}
+        assert 2 <= len(gone) < len(files)
+        info = status(slow)
+        # The last removal was cut off before its note: only its intent says so.
+        assert (info["pending_deletions"], info["unresolved_deletions"]) == (len(gone) - 1, 1)
+        assert stored(setup) == []
 
-        config = write_config(tmp_path / "agent.toml", setup, tmp_path / "state")
-        agent(["enroll", "--token", issue_token(setup)], config, check=True)
-        # What `delete --yes` leaves when killed right after an unlink: the file is gone
-        # and the local journal says so, but no statement was made yet.
-        digest, path = next(iter(setup.leftovers.items()))
-        path.unlink()
-        state = State(tmp_path / "state")
-        state.note_deleted(str(setup.scope_ids[0]), digest, "unlink", "logical",
-                           "2026-03-02T01:30:00Z")
-        state.close()
-        agent(["scan", "--scope", str(setup.scope_ids[0])], config, check=True)
+        fast = write_config(tmp_path / "fast.toml", setup, tmp_path / "state")
+        done = json.loads(agent(["delete", "--scope", cams, "--yes", "--json"], fast,
+                                check=True).stdout)
+        assert done["deleted"] == len(files) - len(gone)
+        assert done["rescan"]["present"] == 0
+        assert not any(p.exists() for p in files)
+        info = status(fast)
+        assert (info["pending_deletions"], info["unresolved_deletions"]) == (0, 0)
         with setup.db.read() as session:
+            counted = session.execute(select(DeletedItem.digest, func.count())
+                                      .group_by(DeletedItem.digest)).all()
             kinds = session.execute(select(Attestation.seq, Attestation.predicate_type)
                                     .order_by(Attestation.seq)).all()
+        # Every removed digest attested exactly once: those the crash cut off first (they
+        # happened before the rest), then the rest, then the clean re-scan. No gap.
+        assert {d.hex(): n for d, n in counted} == dict.fromkeys(setup.leftovers, 1)
         assert [(seq, kind.rsplit("/", 2)[1]) for seq, kind in kinds] == [
-            (0, "deletion"), (1, "scan")]
-        assert status(config)["pending_deletions"] == 0
+            (0, "deletion"), (1, "deletion"), (2, "scan")]
+
+    def test_a_deletion_the_server_asks_for_runs_only_where_the_host_allows_it(
+        self, setup: Setup, tmp_path: Path
+    ) -> None:
+        config = write_config(tmp_path / "agent.toml", setup, tmp_path / "state")
+        agent(["enroll", "--token", issue_token(setup)], config, check=True)
+        cams = setup.scope_ids[0]
+        base = f"{setup.server.base}{setup.world.url}/deletion-requests"
+        r = httpx.post(base, headers=setup.world.prosecutor.headers,
+                       json={"scope_id": cams, "reason": "检察建议：删除留存人脸图像"})
+        assert r.status_code == 201, r.text
+
+        refused = agent(["run", "--once"], config, check=True)
+        assert '"event": "task_refused"' in refused.stderr
+        assert all(p.exists() for p in setup.leftovers.values())
+        assert stored(setup) == []
+
+        allowed = write_config(tmp_path / "allowed.toml", setup, tmp_path / "state",
+                               "allow_remote_delete = true")
+        run = agent(["run", "--once"], allowed, check=True)
+        assert '"kind": "delete"' in run.stderr, run.stderr
+        assert not any(p.exists() for p in setup.leftovers.values())
+        with setup.db.read() as session:
+            deleted = set(session.execute(select(DeletedItem.digest)).scalars())
+        assert {d.hex() for d in deleted} == set(setup.leftovers)
+        listed = httpx.get(base, headers=setup.world.prosecutor.headers).json()["items"]
+        assert [a["state"] for a in listed[0]["agents"]] == ["done"]
+        # Done: the next beat has no task left.
+        again = agent(["run", "--once"], allowed, check=True)
+        assert '"tasks": 0' in again.stderr
 
     def test_outage_keeps_statements_until_the_server_is_back(
         self, setup: Setup, tmp_path: Path

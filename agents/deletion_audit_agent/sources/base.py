@@ -55,6 +55,10 @@ class Source(Protocol):
         """Remove each ``(locator, digest)`` whose content still has that digest."""
         ...
 
+    def exists(self, locator: str) -> bool:
+        """Whether anything is still at ``locator`` (after a crash mid-delete)."""
+        ...
+
     def close(self) -> None:
         ...
 

@@ -205,7 +205,12 @@ class DirectorySource:
             except OSError as exc:
                 yield Removal(path, False, exc.strerror or str(exc))
                 continue
+            # The I/O budget covers deletion's reads (and overwrites) too.
+            self.throttle.spend(size * (2 if self.overwrite else 1))
             yield Removal(path, True)
+
+    def exists(self, locator: str) -> bool:
+        return os.path.lexists(locator)
 
 
 def _overwrite(path: str, size: int) -> None:

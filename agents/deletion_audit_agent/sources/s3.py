@@ -105,3 +105,17 @@ class S3Source:
                 yield Removal(locator, False, str(exc))
                 continue
             yield Removal(locator, True)
+
+    def exists(self, locator: str) -> bool:
+        key, _, version = locator.partition(_SEP)
+        extra = {"VersionId": version} if version else {}
+        try:
+            self.client.head_object(Bucket=self.access.bucket, Key=key, **extra)
+        except Exception as exc:
+            status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get(
+                "HTTPStatusCode")
+            if status in (404, 405):
+                # 404: no such key or version; 405: a delete marker stands there.
+                return False
+            raise
+        return True

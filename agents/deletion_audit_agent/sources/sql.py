@@ -111,3 +111,11 @@ class SqlSource:
             for locator in wanted:
                 yield Removal(locator, locator in done,
                               None if locator in done else "row changed or gone since the scan")
+
+    def exists(self, locator: str) -> bool:
+        sa = self._sa
+        key = tuple(json.loads(locator))
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sa.literal(1)).select_from(self._table).where(
+                sa.tuple_(*self._keys) == sa.tuple_(*key))).first()
+        return row is not None
