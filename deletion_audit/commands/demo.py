@@ -1,0 +1,59 @@
+"""``demo``: case 1 of CASES.md told end to end on the embedded default (SQLite, a local
+server on 127.0.0.1), in plain words, Chinese first."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from deletion_audit.commands._common import CliError
+from deletion_audit.demo.evidence import SCALES, EvidenceError
+from deletion_audit.demo.processes import DemoError
+from deletion_audit.demo.say import Narrator
+from deletion_audit.demo.story import OUTCOME_ZH, Options, Story
+
+EXIT_INTERRUPTED = 130
+
+
+def _terminated(_signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM unwinds like Ctrl-C, so the server and every child are stopped on the way out.
+    raise KeyboardInterrupt
+
+
+@click.command("demo")
+@click.option("--scale", type=click.Choice(SCALES), default="0.1", show_default=True,
+              help="Share of case 1's 18,488 images, 7,193 videos and 505 people.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-out"), show_default=True,
+              help="Where the evidence, keys, manifest, bundles and summary go.")
+@click.option("--seed", type=int, default=2024, show_default=True,
+              help="Seed of the synthetic evidence (same seed and scale: same files).")
+@click.option("--s3/--no-s3", default=True, show_default=True,
+              help="Put some leftovers in an S3 bucket (needs the `weed` binary and boto3).")
+def demo(scale: str, out: Path, seed: int, s3: bool) -> None:
+    """Tell case 1 end to end: evidence, manifest, case, agent, deletion, challenge,
+    verdict, bundles, offline verification. Exits non-zero with one line if a step fails."""
+    narrator = Narrator()
+    story = Story(Options(out=out, scale=scale, seed=seed, s3=s3), narrator)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        result = story.run()
+    except (DemoError, EvidenceError) as exc:
+        raise CliError(f"{narrator.current or 'demo'}: {exc}") from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: the server and every child process were stopped", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("")
+    click.echo(f"裁决 / Verdict: {result.outcome}（{OUTCOME_ZH.get(result.outcome, '')}）"
+               f" — 案件 / case {result.case_id}, {narrator.elapsed():.0f} s")
+    for note in result.notes:
+        click.echo(f"注意 / Note: {note}")
+    click.echo(f"写入 / Written into {story.layout.out}:")
+    for name, path in result.written.items():
+        click.echo(f"  {name}: {path}")
