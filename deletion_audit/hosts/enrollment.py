@@ -146,8 +146,6 @@ def enroll(
             session.flush()
     except IntegrityError:
         raise Unprocessable("this public key is already enrolled; generate a new key") from None
-    for scope_id in grant.scope_ids:
-        _bind_by_token(session, agent=agent, scope_id=scope_id, now=now)
     registration = KeyRegistrationPredicate(
         key_id=agent.key_id, public_key=public_key, subject_type="agent",
         subject_id=agent.public_id, registered_at=now, case_id=str(grant.case_id),
@@ -161,6 +159,10 @@ def enroll(
     )
     append_event(session, event_type="key-registration", event=registration.to_predicate(),
                  now=now)
+    # Bound after its key is registered: in log order, a binding names a known agent (a
+    # replay of the case's events relies on it).
+    for scope_id in grant.scope_ids:
+        _bind_by_token(session, agent=agent, scope_id=scope_id, now=now)
     return agent
 
 

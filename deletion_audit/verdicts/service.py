@@ -45,14 +45,21 @@ def report_digest(report: Report) -> str:
     return hashlib.sha256(canonical_json(report.model_dump(mode="json"))).hexdigest()
 
 
-def _sign(report: Report, *, version: int, log_size: int, now: datetime,
-          service_key: Ed25519PrivateKey) -> tuple[VerdictPredicate, bytes, str]:
-    predicate = VerdictPredicate(
+def verdict_predicate(report: Report, *, version: int, log_size: int,
+                      now: datetime) -> VerdictPredicate:
+    """What the service signs for a report: also what an offline replay rebuilds
+    (verdicts/replay.py), so both go through here."""
+    return VerdictPredicate(
         case_id=str(report.case_id), version=version, outcome=report.outcome,
         reasons=[r.code for r in report.reasons],
         items=VerdictItemCounts(total=report.items.total, present=report.items.present,
                                 deleted=report.items.deleted, unseen=report.items.unseen),
         as_of_log_size=log_size, as_of=now)
+
+
+def _sign(report: Report, *, version: int, log_size: int, now: datetime,
+          service_key: Ed25519PrivateKey) -> tuple[VerdictPredicate, bytes, str]:
+    predicate = verdict_predicate(report, version=version, log_size=log_size, now=now)
     subject = Subject(name=f"verdict:case:{report.case_id}:v{version}",
                       digest={"sha256": report_digest(report)})
     payload = statement_bytes(Statement(subject=(subject,),
