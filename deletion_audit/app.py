@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deletion_audit import __version__
 from deletion_audit.attestations import endpoints as attestation_endpoints
+from deletion_audit.bundles import endpoints as bundle_endpoints
 from deletion_audit.cases import endpoints as case_endpoints
 from deletion_audit.cases import obligation_endpoints, scope_endpoints
 from deletion_audit.clock import Clock, SystemClock
@@ -118,6 +119,7 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(host_endpoints.router)
     app.include_router(attestation_endpoints.router)
     app.include_router(verdict_endpoints.router)
+    app.include_router(bundle_endpoints.router)
     app.add_middleware(BodyLimit)
 
     @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])

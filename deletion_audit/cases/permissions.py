@@ -41,6 +41,7 @@ class Action(StrEnum):
     READ_VERDICTS = "read_verdicts"
     READ_ITEMS = "read_items"
     EXPORT_BUNDLES = "export_bundles"
+    EXPORT_PUBLIC_BUNDLES = "export_public_bundles"
 
 
 PROSECUTOR: Role = (PartyRole.PROCURATORATE, CaseRole.PROSECUTOR)
@@ -105,13 +106,16 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     # Item rows carry digests, pseudonyms and location codes: the verdict's counts are for
     # every member, the rows only for those who handle the evidence or the data.
     Action.READ_ITEMS: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
-    Action.EXPORT_BUNDLES: frozenset({PROSECUTOR}),
+    # Court bundles open every restricted event (digests, pseudonyms, locations, salts):
+    # for those who handle the evidence. Public bundles hold counts and proofs only.
+    Action.EXPORT_BUNDLES: frozenset({PROSECUTOR}) | EXAMINERS,
+    Action.EXPORT_PUBLIC_BUNDLES: ALL_ROLES,
 }
 
 # Actions whose endpoints come with later issues (agents, manifests, reviews, verdicts,
 # bundles); the access-matrix test lists them as not yet covered.
 PENDING: frozenset[Action] = frozenset({
-    Action.START_REVIEWS, Action.EXPORT_BUNDLES,
+    Action.START_REVIEWS,
 })
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from deletion_audit.clock import Clock
 from deletion_audit.db import Database
 from deletion_audit.log.identity import LogKeys
-from deletion_audit.verdicts import service
+from deletion_audit.verdicts import service, summaries
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,9 @@ def recompute_verdicts(db: Database, *, keys: LogKeys, clock: Clock) -> list[int
     for case_id, mark_ids in due:
         try:
             with db.write() as session:
+                # Summaries first: logged before the verdict version they accompany.
+                summaries.issue_missing(session, case_id=case_id, service_key=keys.service_key,
+                                        now=clock.now())
                 service.recompute(session, case_id=case_id, mark_ids=mark_ids,
                                   service_key=keys.service_key, now=clock.now())
         except IntegrityError:

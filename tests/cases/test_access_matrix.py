@@ -139,6 +139,9 @@ ENDPOINTS: list[Endpoint] = [
              Action.REVOKE_AGENTS, {"kind": "decommissioned", "reason": "主机报废"}),
     Endpoint("GET", "/api/v1/cases/{case_id}/verdict", Action.READ_VERDICTS),
     Endpoint("GET", "/api/v1/cases/{case_id}/items", Action.READ_ITEMS),
+    Endpoint("GET", "/api/v1/cases/{case_id}/export?tier=court", Action.EXPORT_BUNDLES),
+    Endpoint("GET", "/api/v1/cases/{case_id}/export?tier=public",
+             Action.EXPORT_PUBLIC_BUNDLES),
 ]
 
 # Endpoints that are not about one case: creating and listing cases are checked in
@@ -275,8 +278,9 @@ class TestAccessMatrix:
 
 
 def _shape(path: str) -> str:
-    """A path with its parameters blanked: the matrix names them after what they hold."""
-    return re.sub(r"\{[^}]+\}", "{}", path)
+    """A path with its parameters blanked (and no query): the matrix names them after what
+    they hold."""
+    return re.sub(r"\{[^}]+\}", "{}", path.split("?", 1)[0])
 
 
 class TestMatrixCoverage:

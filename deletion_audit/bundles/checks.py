@@ -1,0 +1,451 @@
+"""The checks behind ``verify``, one method per part of the bundle.
+
+Each reports problems through one callback (code, message) and carries on, so a tampered
+bundle shows every check that catches it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from deletion_audit.bundles import layout
+from deletion_audit.bundles.layout import BundleIndex, EventLine, Tier, decode_event_line
+from deletion_audit.bundles.reading import LazyEnvelopes, Members
+from deletion_audit.bundles.rederive import CaseEvent, rederive
+from deletion_audit.core import dsse, merkle
+from deletion_audit.core import manifest as mf
+from deletion_audit.core.b64 import b64decode
+from deletion_audit.core.canonical import parse_json
+from deletion_audit.core.checkpoint import Checkpoint
+from deletion_audit.core.errors import CoreError
+from deletion_audit.core.keys import public_key_from_raw
+from deletion_audit.core.leaves import Disclosure, Leaf, decode_leaf, opens
+from deletion_audit.core.predicates import (
+    KeyRegistrationPredicate,
+    VerdictPredicate,
+)
+from deletion_audit.core.statements import parse_statement, statement_id
+
+# Fields of the signed verdict left out of the comparison with the re-derived one. None: the
+# replay takes the version and the domain time from the logged verdict event, so even
+# ``asOf`` must match.
+SIGNING_FIELDS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class _Key:
+    public: Ed25519PublicKey
+    subject_type: str
+    subject_id: str
+    index: int
+
+
+@dataclass(frozen=True)
+class _Event:
+    index: int
+    type: str
+    body: Mapping[str, Any] | None
+
+
+def _case_of(body: Mapping[str, Any]) -> object:
+    value = body.get("caseId", body.get("case"))
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+class Checker:
+    def __init__(self, members: Members, *, report_problem: Callable[[str, str], None]) -> None:
+        self.members = members
+        self.problem = report_problem
+        self.checkpoint: Checkpoint | None = None
+        self.tier: Tier | None = None
+        self.case_id: int | None = None
+        self.log_vkey: str | None = None
+        self.counts: dict[str, int] = {}
+        self._key_lines: list[tuple[EventLine, Leaf]] = []
+        self.keys: dict[str, _Key] = {}
+        self.revoked: dict[str, int] = {}
+        self.events: list[_Event] = []
+        self.envelope_paths: dict[str, str] = {}
+        self.manifest_path: Path | None = None
+        self.service_key: Ed25519PublicKey | None = None
+
+    # -- the log ---------------------------------------------------------------------
+
+    def _lines(self, name: str) -> list[tuple[int, bytes]]:
+        if not self.members.has(name):
+            self.problem("file_missing", f"the bundle has no {name}")
+            return []
+        return [(n, raw) for n, raw in enumerate(self.members.lines(name), start=1)]
+
+    def read_keys(self) -> None:
+        for number, raw in self._lines(layout.KEYS):
+            try:
+                line = decode_event_line(raw, where=f"{layout.KEYS} line {number}")
+                leaf = decode_leaf(line.leaf)
+            except CoreError as exc:
+                self.problem("key_registration", str(exc))
+                continue
+            if leaf.type == "key-registration" and leaf.event is not None and \
+                    leaf.event.get("subjectType") == "log":
+                self.log_vkey = str(leaf.event.get("noteVerifierKey"))
+            self._key_lines.append((line, leaf))
+
+    def _included(self, line: EventLine, where: str) -> bool:
+        assert self.checkpoint is not None  # noqa: S101 - checked before any proof
+        try:
+            merkle.verify_inclusion(merkle.leaf_hash(line.leaf), line.index,
+                                    self.checkpoint.size, list(line.proof),
+                                    self.checkpoint.root_hash)
+        except CoreError as exc:
+            self.problem("inclusion_proof", f"{where} (log index {line.index}): {exc}")
+            return False
+        return True
+
+    def check_consistency_file(self, trusted: Checkpoint | None = None) -> None:
+        """Every proof in consistency.jsonl, and (with a kept checkpoint) the one from it."""
+        assert self.checkpoint is not None  # noqa: S101 - set by the caller
+        found = trusted is None or trusted.size == self.checkpoint.size
+        if trusted is not None and found and trusted.root_hash != self.checkpoint.root_hash:
+            self.problem("consistency", f"the kept checkpoint and the bundle's have the same "
+                         f"size {trusted.size} and different roots: the log forked")
+        for number, raw in self._lines(layout.CONSISTENCY):
+            try:
+                obj = parse_json(raw, what=f"{layout.CONSISTENCY} line {number}")
+                size, root = int(obj["size"]), b64decode(obj["root"])
+                proof = [b64decode(h) for h in obj["proof"]]
+                merkle.verify_consistency(size, self.checkpoint.size, proof, root,
+                                          self.checkpoint.root_hash)
+            except (CoreError, KeyError, TypeError, ValueError) as exc:
+                self.problem("consistency", f"{layout.CONSISTENCY} line {number}: {exc}")
+                continue
+            if trusted is not None and size == trusted.size:
+                found = True
+                if root != trusted.root_hash:
+                    self.problem("consistency", f"the bundle's log does not extend the kept "
+                                 f"checkpoint of size {size}: their roots differ")
+        if not found:
+            assert trusted is not None  # noqa: S101 - found starts true without one
+            self.problem("consistency", f"the bundle has no consistency proof from the kept "
+                         f"checkpoint of size {trusted.size}")
+
+    def check_keys(self) -> None:
+        for line, leaf in self._key_lines:
+            where = f"{layout.KEYS}: {leaf.type}"
+            if not self._included(line, where):
+                continue
+            if leaf.event is None or leaf.type not in ("key-registration", "key-revocation"):
+                self.problem("key_registration", f"{where} at {line.index} is not a key event")
+                continue
+            if leaf.type == "key-revocation":
+                self.revoked[str(leaf.event.get("keyId"))] = line.index
+                continue
+            try:
+                reg = KeyRegistrationPredicate.model_validate(dict(leaf.event))
+            except ValueError as exc:
+                self.problem("key_registration", f"{where} at {line.index}: {exc}")
+                continue
+            self.keys[reg.key_id] = _Key(public_key_from_raw(b64decode(reg.public_key)),
+                                         reg.subject_type, reg.subject_id, line.index)
+        self.counts["keys"] = len(self.keys)
+        service = [k for k in self.keys.values() if k.subject_type == "service"]
+        if not service:
+            self.problem("key_registration", "the bundle has no logged service key "
+                         "registration")
+        else:
+            self.service_key = service[0].public
+        if self.log_vkey is None:
+            self.problem("key_registration", "the bundle has no logged log key registration")
+
+    def _key_of(self, subject_type: str, subject_id: str, before: int) -> _Key | None:
+        for key_id, key in self.keys.items():
+            if key.subject_type == subject_type and key.subject_id == subject_id \
+                    and key.index < before and self.revoked.get(key_id, before) >= before:
+                return key
+        return None
+
+    def _signer(self, body: Mapping[str, Any], before: int) -> _Key | None:
+        """The key a statement event names (a person's) or its agent's key."""
+        key_id = body.get("keyId")
+        if isinstance(key_id, str):
+            key = self.keys.get(key_id)
+            if key is None or key.index >= before or self.revoked.get(key_id, before) < before:
+                return None
+            return key
+        return self._key_of("agent", str(body.get("agentId")), before)
+
+    # -- the index -------------------------------------------------------------------
+
+    def read_index(self) -> BundleIndex | None:
+        if not self.members.has(layout.INDEX):
+            self.problem("file_missing", f"the bundle has no {layout.INDEX}")
+            return None
+        try:
+            envelope = dsse.Envelope.from_json(self.members.read(layout.INDEX))
+            if envelope.payload_type != layout.INDEX_PAYLOAD_TYPE:
+                raise CoreError(f"payload type is {envelope.payload_type}")
+            if self.service_key is None:
+                raise CoreError("no service key to check it with")
+            verified = dsse.verify(envelope, [self.service_key])
+            return layout.parse_index(verified.payload)
+        except CoreError as exc:
+            self.problem("index_signature", f"{layout.INDEX} is not signed by the logged "
+                         f"service key: {exc}")
+            return None
+
+    def check_files(self, index: BundleIndex) -> None:
+        listed = {f.path: f for f in index.files}
+        present = self.members.names - {layout.INDEX}
+        for name in self.members.duplicates:
+            self.problem("file_added", f"{name} is in the zip more than once")
+        for name in sorted(present - set(listed)):
+            self.problem("file_added", f"{name} is not in the signed index")
+        for name in sorted(set(listed) - present):
+            self.problem("file_missing", f"{name} is in the signed index but not in the "
+                         "bundle")
+        for name in sorted(present & set(listed)):
+            sha, size = self.members.digest(name)
+            if (sha, size) != (listed[name].sha256, listed[name].size):
+                self.problem("file_altered", f"{name} differs from the signed index "
+                             f"(SHA-256 {sha}, {size} bytes)")
+        self.counts["files"] = len(listed)
+
+    # -- events ----------------------------------------------------------------------
+
+    def check_events(self) -> None:
+        last = -1
+        for number, raw in self._lines(layout.EVENTS):
+            where = f"{layout.EVENTS} line {number}"
+            try:
+                line = decode_event_line(raw, where=where)
+                leaf = decode_leaf(line.leaf)
+            except CoreError as exc:
+                self.problem("event", str(exc))
+                continue
+            if line.index <= last:
+                self.problem("event", f"{where}: log index {line.index} out of order")
+            last = line.index
+            self._included(line, where)
+            body = self._open(line, leaf, where)
+            if body is not None and self.case_id is not None \
+                    and _case_of(body) != self.case_id:
+                self.problem("event", f"{where}: a {leaf.type} event of another case")
+            self.events.append(_Event(line.index, leaf.type, body))
+        self.counts["events"] = len(self.events)
+
+    def _open(self, line: EventLine, leaf: Leaf, where: str) -> Mapping[str, Any] | None:
+        if leaf.disclosure is Disclosure.PUBLIC:
+            if line.body is not None or line.salt is not None:
+                self.problem("event", f"{where}: a public event carries a body beside its leaf")
+            return leaf.event
+        if line.body is None or line.salt is None:
+            if self.tier is Tier.COURT:
+                self.problem("event_opening", f"{where}: the court bundle does not open this "
+                             f"{leaf.type} event")
+            return None
+        if self.tier is Tier.PUBLIC:
+            self.problem("disclosure", f"{where}: the public bundle opens a restricted "
+                         f"{leaf.type} event")
+        try:
+            ok = opens(leaf, line.body, line.salt)
+        except CoreError:
+            ok = False
+        if not ok:
+            self.problem("event_opening", f"{where}: the body and salt do not open the logged "
+                         f"commitment of this {leaf.type} event")
+            return None
+        return line.body
+
+    # -- statements ------------------------------------------------------------------
+
+    def _statement(self, data: bytes, keys: list[Ed25519PublicKey], where: str,
+                   code: str) -> tuple[str, dict[str, Any]] | None:
+        try:
+            envelope = dsse.Envelope.from_json(data)
+            verified = dsse.verify(envelope, keys)
+            statement = parse_statement(verified.payload)
+        except CoreError as exc:
+            self.problem(code, f"{where}: {exc}")
+            return None
+        return statement_id(verified.payload), dict(statement.predicate)
+
+    def check_envelopes(self) -> None:
+        if self.tier is not Tier.COURT:
+            return
+        for event in self.events:
+            if event.type not in layout.ENVELOPE_EVENTS or event.body is None:
+                continue
+            sha = str(event.body.get("envelopeSha256"))
+            path = layout.envelope_path(sha)
+            if not self.members.has(path):
+                self.problem("envelope", f"the {event.type} at log index {event.index} names "
+                             f"envelope {sha}, which the bundle lacks")
+                continue
+            data = self.members.read(path)
+            if layout.sha256_hex(data) != sha:
+                self.problem("envelope", f"{path} is not the envelope its event names")
+                continue
+            self.envelope_paths[sha] = path
+            key = self._signer(event.body, event.index)
+            if key is None:
+                if event.type == "attestation":
+                    self.problem("key_registration", f"the signer of log index {event.index} "
+                                 "has no live key logged before it")
+                continue  # a refusal is no evidence; its signer may be unknown
+            signed = self._statement(data, [key.public], path, "envelope")
+            if signed is not None and signed[0] != event.body.get("statementId"):
+                self.problem("envelope", f"{path}: its statement id is not the logged one")
+        self.counts["envelopes"] = len(self.envelope_paths)
+
+    def check_manifest(self, workdir: Path) -> None:
+        logged = [e for e in self.events if e.type == "manifest" and e.body is not None]
+        if not self.members.has(layout.MANIFEST_ENVELOPE):
+            if logged or (self.tier is Tier.COURT and self.members.has(layout.MANIFEST)):
+                self.problem("manifest", f"the bundle has no {layout.MANIFEST_ENVELOPE}")
+            return
+        try:
+            envelope = dsse.Envelope.from_json(self.members.read(layout.MANIFEST_ENVELOPE))
+            predicate = parse_statement(envelope.payload).predicate
+        except CoreError as exc:
+            self.problem("manifest", f"{layout.MANIFEST_ENVELOPE}: {exc}")
+            return
+        key = self.keys.get(str(predicate.get("examinerKeyId")))
+        if key is None:
+            self.problem("key_registration", "the manifest's examiner key has no logged "
+                         "registration in the bundle")
+            return
+        if self.tier is not Tier.COURT:
+            self._statement(self.members.read(layout.MANIFEST_ENVELOPE), [key.public],
+                            layout.MANIFEST_ENVELOPE, "manifest")
+            return
+        if not self.members.has(layout.MANIFEST):
+            self.problem("manifest", f"the court bundle has no {layout.MANIFEST}")
+            return
+        path = workdir / "manifest.jsonl"
+        self.members.extract(layout.MANIFEST, path)
+        try:
+            checked = mf.verify_manifest(path, envelope, [key.public])
+        except CoreError as exc:
+            self.problem("manifest", f"{layout.MANIFEST}: {exc}")
+            return
+        self.manifest_path = path
+        self.counts["items"] = checked.summary.count
+        if logged:
+            body = logged[-1].body
+            assert body is not None  # noqa: S101 - filtered above
+            if body.get("fileSha256") != checked.summary.sha256 or \
+                    body.get("root") != checked.summary.root_hex:
+                self.problem("manifest", "the manifest is not the one the case registered")
+
+    def check_verdict(self) -> dict[str, Any] | None:
+        logged = [e for e in self.events if e.type == "verdict" and e.body is not None]
+        if not self.members.has(layout.VERDICT):
+            self.problem("verdict", f"the bundle has no {layout.VERDICT}")
+            return None
+        data = self.members.read(layout.VERDICT)
+        sha = layout.sha256_hex(data)
+        event = next((e for e in logged if e.body is not None
+                      and e.body.get("envelopeSha256") == sha), None)
+        if event is None or event.body is None:
+            self.problem("verdict", f"{layout.VERDICT} is not a logged verdict of the case")
+            return None
+        if event is not logged[-1]:
+            self.problem("verdict", "the bundle's verdict is not the latest one it logs")
+        if self.service_key is None:
+            return None
+        signed = self._statement(data, [self.service_key], layout.VERDICT, "verdict")
+        if signed is None:
+            return None
+        predicate = signed[1]
+        try:
+            VerdictPredicate.model_validate(predicate, by_alias=True, by_name=False)
+        except ValueError as exc:
+            self.problem("verdict", f"{layout.VERDICT}: {exc}")
+            return None
+        if (predicate.get("outcome"), predicate.get("version"),
+                predicate.get("asOfLogSize")) != (event.body.get("outcome"),
+                                                  event.body.get("version"),
+                                                  event.body.get("asOfLogSize")):
+            self.problem("verdict", "the signed verdict and its logged event disagree")
+        return predicate
+
+    def check_summaries(self) -> None:
+        count = 0
+        for event in self.events:
+            if event.type != "summary" or event.body is None:
+                continue
+            path = layout.summary_path(str(event.body.get("envelopeSha256")))
+            if not self.members.has(path):
+                self.problem("summary", f"the summary at log index {event.index} has no "
+                             f"envelope {path}")
+                continue
+            signed = self._statement(self.members.read(path),
+                                     [self.service_key] if self.service_key else [],
+                                     path, "summary") if self.service_key else None
+            if signed is None:
+                continue
+            predicate = signed[1]
+            if (predicate.get("objects"), predicate.get("itemsPresent"),
+                    predicate.get("scanId")) != (event.body.get("objects"),
+                                                 event.body.get("itemsPresent"),
+                                                 event.body.get("scanId")):
+                self.problem("summary", f"{path} and its logged event disagree")
+            count += 1
+        self.counts["summaries"] = count
+
+    def check_chains(self) -> None:
+        """Each agent's statements, numbered and linked: a gap or a broken link means a
+        statement is missing from the bundle."""
+        chains: dict[str, dict[int, tuple[str, str | None, str]]] = defaultdict(dict)
+        for event in self.events:
+            body = event.body
+            if event.type not in layout.ENVELOPE_EVENTS or body is None:
+                continue
+            seq = body.get("seq")
+            if isinstance(seq, int):
+                chains[str(body.get("agentId"))][seq] = (
+                    str(body.get("statementId")), body.get("prev"), event.type)
+        for agent, by_seq in chains.items():
+            seqs = sorted(by_seq)
+            missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
+            if missing:
+                self.problem("chain", f"agent {agent}: statement(s) {missing[:5]} are missing")
+            for seq in seqs:
+                _, prev, kind = by_seq[seq]
+                before = by_seq.get(seq - 1)
+                if kind == "attestation" and before is not None and prev != before[0]:
+                    self.problem("chain", f"agent {agent}: statement {seq} does not follow "
+                                 f"statement {seq - 1}")
+
+    # -- the verdict, re-derived ------------------------------------------------------
+
+    def rederive(self, signed: Mapping[str, Any],
+                 workdir: Path) -> tuple[dict[str, Any] | None, bool]:
+        events = [CaseEvent(e.index, e.type, e.body) for e in self.events
+                  if e.body is not None]
+        (workdir / "replay").mkdir(exist_ok=True)
+        try:
+            result = rederive(events, envelopes=LazyEnvelopes(self.members,
+                                                              self.envelope_paths),
+                              manifest_path=self.manifest_path,
+                              as_of_size=int(signed["asOfLogSize"]),
+                              workdir=workdir / "replay")
+        except (CoreError, ValueError, KeyError, LookupError) as exc:
+            self.problem("verdict_mismatch", f"the verdict cannot be re-derived from the "
+                         f"bundle's contents: {exc}")
+            return None, True
+        if result is None:
+            return None, False
+        differ = sorted(k for k in set(result) | set(signed) if k not in SIGNING_FIELDS
+                        and result.get(k) != signed.get(k))
+        if differ:
+            self.problem("verdict_mismatch", "the verdict re-derived from the bundle differs "
+                         f"from the signed one in: {', '.join(differ)}")
+        return result, True
