@@ -42,6 +42,9 @@ class Action(StrEnum):
     READ_ITEMS = "read_items"
     EXPORT_BUNDLES = "export_bundles"
     EXPORT_PUBLIC_BUNDLES = "export_public_bundles"
+    SUBMIT_VENDOR_STATEMENTS = "submit_vendor_statements"
+    SUBMIT_CUSTODY_STATEMENTS = "submit_custody_statements"
+    SUBMIT_DEIDENTIFY_STATEMENTS = "submit_deidentify_statements"
 
 
 PROSECUTOR: Role = (PartyRole.PROCURATORATE, CaseRole.PROSECUTOR)
@@ -110,6 +113,14 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     # for those who handle the evidence. Public bundles hold counts and proofs only.
     Action.EXPORT_BUNDLES: frozenset({PROSECUTOR}) | EXAMINERS,
     Action.EXPORT_PUBLIC_BUNDLES: ALL_ROLES,
+    # Signed statements of people (POST /api/v1/attestations, bearer). A vendor speaks for
+    # the data flows declared with its own party; a custodian for the sealed backup it
+    # holds (CASES.md case 4). Whether a published dataset meets its masking rules is
+    # checked by the examiner side, not asserted by the company that published it: a
+    # company's own "pass" would be no evidence (CASES.md case 9).
+    Action.SUBMIT_VENDOR_STATEMENTS: frozenset({VENDOR}),
+    Action.SUBMIT_CUSTODY_STATEMENTS: frozenset({CUSTODIAN}),
+    Action.SUBMIT_DEIDENTIFY_STATEMENTS: EXAMINERS,
 }
 
 # Actions whose endpoints come with later issues (agents, manifests, reviews, verdicts,

@@ -16,11 +16,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import FromClause, func, select
 from sqlalchemy.orm import Session
 
+from deletion_audit.core.predicates import VENDOR
 from deletion_audit.models import (
     Agent,
     Binding,
@@ -33,6 +34,7 @@ from deletion_audit.models import (
     ObligationState,
     Party,
     PartyRole,
+    PersonStatement,
     ScanItem,
     ScanRecord,
     Scope,
@@ -179,18 +181,65 @@ def _scope_verdicts(
     return out
 
 
+# What a vendor party's statement says about a data flow, and whether it covers it.
+_VENDOR_COVERS = frozenset({"deleted", "not-received"})
+_RETAINED = "retained-under-custody"
+
+
+def _custodian_parties(session: Session, case_id: int) -> set[int]:
+    """Parties named custodian by a ``custody-until`` obligation that stands (in force or
+    discharged: neither breached nor waived)."""
+    rows = session.execute(select(Obligation.details).where(
+        Obligation.case_id == case_id,
+        Obligation.kind == ObligationKind.CUSTODY_UNTIL.value,
+        Obligation.state.in_([ObligationState.IN_FORCE.value,
+                              ObligationState.DISCHARGED.value]))).scalars()
+    return {d["custodian_party_id"] for d in rows if d.get("custodian_party_id") is not None}
+
+
+def _latest_vendor_statements(session: Session, case_id: int) -> dict[int, tuple[datetime, str]]:
+    """Each data flow's latest vendor statement: (stated_at, status)."""
+    latest: dict[int, tuple[datetime, str]] = {}
+    for flow_id, stated_at, status in session.execute(
+        select(PersonStatement.data_flow_id, PersonStatement.stated_at, PersonStatement.outcome)
+        .where(PersonStatement.case_id == case_id, PersonStatement.predicate_type == VENDOR)
+        .order_by(PersonStatement.stated_at, PersonStatement.attestation_id)):
+        if flow_id is not None:
+            latest[flow_id] = (stated_at, status)
+    return latest
+
+
 def _data_flows(session: Session, *, case_id: int, covered_scopes: set[int],
                 found: _Found) -> list[DataFlowVerdict]:
+    """A flow is covered by its scope's challenged scan, or by its vendor party's latest
+    statement made after the last deletion relevant to it (its scope's, or the case's when
+    it names no scope): ``deleted`` or ``not-received`` cover it; ``retained-under-custody``
+    covers it only while a custody-until obligation names that vendor party its custodian
+    (the copy is then a sealed backup the custody obligation governs, CASES.md case 4)."""
+    last_deletion = dict(session.execute(
+        select(DeletionRecord.scope_id, func.max(DeletionRecord.deleted_at))
+        .where(DeletionRecord.case_id == case_id).group_by(DeletionRecord.scope_id)).all())
+    case_deletion = max(last_deletion.values(), default=None)
+    statements = _latest_vendor_statements(session, case_id)
+    custodians = _custodian_parties(session, case_id) if statements else set()
     out = []
     for flow in session.execute(select(DataFlow).where(DataFlow.case_id == case_id)
                                 .order_by(DataFlow.id)).scalars():
-        # Vendor statements (the vendor predicate) are not ingested yet: a flow that only a
-        # vendor statement could cover stays uncovered until they are.
-        covered = flow.scope_id is not None and flow.scope_id in covered_scopes
-        if not covered:
+        covered_by: Literal["scope", "vendor_statement"] | None = None
+        if flow.scope_id is not None and flow.scope_id in covered_scopes:
+            covered_by = "scope"
+        elif flow.vendor_party_id is not None and flow.id in statements:
+            since = (last_deletion.get(flow.scope_id) if flow.scope_id is not None
+                     else case_deletion)
+            stated_at, status = statements[flow.id]
+            if since is None or stated_at >= since:
+                if status in _VENDOR_COVERS or (
+                        status == _RETAINED and flow.vendor_party_id in custodians):
+                    covered_by = "vendor_statement"
+        if covered_by is None:
             found.add("data_flow_not_covered", data_flow_ids=[flow.id])
-        out.append(DataFlowVerdict(id=flow.id, kind=flow.kind, covered=covered,
-                                   covered_by="scope" if covered else None))
+        out.append(DataFlowVerdict(id=flow.id, kind=flow.kind, covered=covered_by is not None,
+                                   covered_by=covered_by))
     return out
 
 

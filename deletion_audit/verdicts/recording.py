@@ -15,15 +15,26 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from deletion_audit.core.predicates import DeletionPredicate, ScanPredicate
+from deletion_audit.core.predicates import (
+    CustodyStatementPredicate,
+    DeidentifyPredicate,
+    DeletionPredicate,
+    ScanPredicate,
+    VendorPredicate,
+)
 from deletion_audit.models import (
     Attestation,
     DeletedItem,
     DeletionRecord,
+    Obligation,
+    ObligationState,
+    PersonStatement,
     ScanItem,
     ScanRecord,
     VerdictMark,
 )
+
+PersonPredicate = VendorPredicate | CustodyStatementPredicate | DeidentifyPredicate
 
 # Logged event types that are inputs of the verdict (besides statements, recorded here):
 # logging one marks its case (cases/service.py ``log_event``).
@@ -120,3 +131,64 @@ def record_statement(
     else:
         record_deletion(session, attestation=attestation, predicate=predicate)
     mark_changed(session, case_id=attestation.case_id, now=now)
+
+
+def person_statement_effect(
+    obligation: Obligation | None, predicate: PersonPredicate
+) -> ObligationState | None:
+    """The obligation state a person's statement moves its obligation to, if any.
+
+    - custody ``destroyed``: the sealed backup is gone, so a ``custody-until`` obligation in
+      force is discharged (DESIGN: custody-until is "sealed backup destroyed at a date");
+      ``sealed`` is recorded and leaves it in force;
+    - deidentify ``fail``: the examiner found the published dataset breaking its masking
+      rules, so the obligation is breached (the verdict blocks on it);
+    - deidentify ``pass`` is recorded only: DESIGN leaves discharging a deidentify
+      obligation to the prosecutor, who reads the examiner's check and sets the state.
+
+    A waived obligation stays waived (a waiver is final), and a state the prosecutor set
+    to breached is not undone by a statement.
+    """
+    if obligation is None or obligation.state != ObligationState.IN_FORCE.value:
+        return None
+    if isinstance(predicate, CustodyStatementPredicate) and predicate.action == "destroyed":
+        return ObligationState.DISCHARGED
+    if isinstance(predicate, DeidentifyPredicate) and predicate.result == "fail":
+        return ObligationState.BREACHED
+    return None
+
+
+def _outcome_and_time(predicate: PersonPredicate) -> tuple[str, datetime]:
+    if isinstance(predicate, VendorPredicate):
+        return predicate.status, predicate.stated_at
+    if isinstance(predicate, CustodyStatementPredicate):
+        return predicate.action, predicate.occurred_at
+    return predicate.result, predicate.checked_at
+
+
+def record_person_statement(
+    session: Session, *, attestation: Attestation, predicate: PersonPredicate, user_id: int,
+    key_id: str, party_id: int, data_flow_id: int | None, obligation_id: int | None,
+    now: datetime,
+) -> PersonStatement:
+    """Record an accepted statement of a person (vendor, custody, deidentify): what it
+    concerns, its effect on the obligation it names, and a mark for a new verdict.
+
+    Every argument is in the statement's logged ``attestation`` event (``userId``,
+    ``keyId``, ``partyId``, ``dataFlowId``, ``obligationId``, its time ``at``) or in its
+    envelope, so a replay of the log calls this same function and gets the same rows."""
+    outcome, stated_at = _outcome_and_time(predicate)
+    row = PersonStatement(
+        attestation_id=attestation.id, case_id=attestation.case_id, user_id=user_id,
+        key_id=key_id, party_id=party_id, predicate_type=predicate.PREDICATE_TYPE,
+        data_flow_id=data_flow_id, obligation_id=obligation_id, outcome=outcome,
+        stated_at=stated_at)
+    session.add(row)
+    obligation = (session.get(Obligation, obligation_id, with_for_update=True)
+                  if obligation_id is not None else None)
+    effect = person_statement_effect(obligation, predicate)
+    if obligation is not None and effect is not None:
+        obligation.state, obligation.state_changed_at = effect.value, now
+    session.flush()
+    mark_changed(session, case_id=attestation.case_id, now=now)
+    return row

@@ -173,6 +173,8 @@ class TestMatchingMaterial:
 class TestOpenApi:
     def test_agent_paths_declare_the_signature_scheme(self, client: TestClient) -> None:
         paths = client.get("/openapi.json").json()["paths"]
-        for path in ("/api/v1/agents/heartbeat", "/api/v1/attestations"):
-            assert paths[path]["post"]["security"] == [{"httpSignature": []}]
+        assert paths["/api/v1/agents/heartbeat"]["post"]["security"] == [{"httpSignature": []}]
+        # Statements come from agents (signed requests) and from people (bearer tokens).
+        assert paths["/api/v1/attestations"]["post"]["security"] == [
+            {"httpSignature": []}, {"bearerToken": []}]
         assert paths["/api/v1/agents/enroll"]["post"]["security"] == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,9 +27,11 @@ from deletion_audit.cases.permissions import (
     describe_role,
     is_allowed,
 )
+from deletion_audit.core.predicates import PredicateModel
 from deletion_audit.identity import service as people
 from deletion_audit.models import OrgKind, PartyRole
-from tests.support import evidence
+from tests.conftest import T0
+from tests.support import evidence, statements
 from tests.support.evidence import SignedManifest, examiner_key, write_signed
 from tests.support.log import LogEnv
 from tests.support.world import World, add_agent
@@ -54,11 +57,18 @@ class Endpoint:
     body: Body = None
     upload: bool = False
     # Requests that are not plain JSON: "manifest" (a fresh signed manifest, multipart),
-    # "chunk" (raw bytes at Upload-Offset 0), "complete" (the setup's upload's envelope).
+    # "chunk" (raw bytes at Upload-Offset 0), "complete" (the setup's upload's envelope),
+    # or one of STATEMENTS (a person's statement about the case, signed with their key).
     special: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.method} {self.path}"
+        suffix = f" ({self.special})" if self.special in STATEMENTS else ""
+        return f"{self.method} {self.path}{suffix}"
+
+
+# People's signed statements go to one endpoint that is not under a case path: the case is
+# the one the statement names (tests/support/statements.py builds them).
+STATEMENTS = ("vendor", "custody", "deidentify")
 
 
 def _name(role: Role) -> str:
@@ -142,6 +152,12 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/v1/cases/{case_id}/export?tier=court", Action.EXPORT_BUNDLES),
     Endpoint("GET", "/api/v1/cases/{case_id}/export?tier=public",
              Action.EXPORT_PUBLIC_BUNDLES),
+    Endpoint("POST", "/api/v1/attestations", Action.SUBMIT_VENDOR_STATEMENTS,
+             special="vendor"),
+    Endpoint("POST", "/api/v1/attestations", Action.SUBMIT_CUSTODY_STATEMENTS,
+             special="custody"),
+    Endpoint("POST", "/api/v1/attestations", Action.SUBMIT_DEIDENTIFY_STATEMENTS,
+             special="deidentify"),
 ]
 
 # Endpoints that are not about one case: creating and listing cases are checked in
@@ -229,8 +245,40 @@ def _resolve(value: Any, setup: Setup, role: Role | None) -> Any:
     return value
 
 
+def _statement(client: TestClient, kind: str, setup: Setup,
+               headers: dict[str, str]) -> int:
+    """Submit a fresh statement of ``kind`` about ``setup.ids["case_id"]``, signed with a key
+    the caller registered (each call's statement differs: its time)."""
+    world, ids = setup.world, setup.ids
+    if "flow" not in ids:
+        ids["flow"] = statements.data_flow(client, world)
+        ids["custody"] = statements.custody_obligation(client, world)
+        statements.deidentify_obligation(client, world)
+        ids["signers"], ids["calls"] = {}, 0
+    token = headers["Authorization"]
+    if token not in ids["signers"]:
+        person = next(p for p in world.people.values() if p.headers["Authorization"] == token)
+        ids["signers"][token] = statements.Signer.register(client, person)
+    signer: statements.Signer = ids["signers"][token]
+    ids["calls"] += 1
+    when = T0 - timedelta(seconds=ids["calls"])
+    predicate: PredicateModel
+    if kind == "vendor":
+        predicate = signer.vendor(world, flow_id=ids["flow"], stated_at=when,
+                                  case_id=ids["case_id"])
+    elif kind == "custody":
+        predicate = signer.custody(world, obligation_id=ids["custody"], occurred_at=when)
+        predicate = predicate.model_copy(update={"case_id": str(ids["case_id"])})
+    else:
+        predicate = signer.deidentify(world, checked_at=when)
+        predicate = predicate.model_copy(update={"case_id": str(ids["case_id"])})
+    return signer.submit(signer.sign(predicate)).status_code
+
+
 def _call(client: TestClient, endpoint: Endpoint, setup: Setup, role: Role | None,
           headers: dict[str, str]) -> int:
+    if endpoint.special in STATEMENTS:
+        return _statement(client, endpoint.special, setup, headers)
     path = endpoint.path.format(**setup.ids)
     kwargs: dict[str, Any] = {"headers": headers}
     if endpoint.special == "manifest":
@@ -293,7 +341,8 @@ class TestMatrixCoverage:
             for method in operations
         }
         listed = {(m, _shape(p)) for m, p in
-                  {(e.method, e.path) for e in ENDPOINTS} | NOT_CASE_SCOPED}
+                  {(e.method, e.path) for e in ENDPOINTS} | NOT_CASE_SCOPED
+                  if p.startswith("/api/v1/cases")}
         assert routes - listed == set(), "case endpoints missing from the access matrix"
         assert listed - routes == set(), "matrix lists endpoints the app does not have"
 
