@@ -1,6 +1,6 @@
-# The two commands of the quick start: `make demo` and `make test`.
-# Both set up what they need on a fresh machine (a virtual environment, and the Debian
-# packages the tests use) and are safe to run again.
+# The commands of the quick start: `make demo`, `make serve` and `make test`.
+# Each sets up what it needs on a fresh machine (a virtual environment, and the Debian
+# packages the tests use) and is safe to run again.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,10 +9,16 @@ DATA_DIR ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+SCALE ?= 0.1
+DEMO_OUT ?= demo-out
 
-.PHONY: demo test setup setup-test system-packages lint clean
+.PHONY: demo serve test setup setup-demo setup-test system-packages lint clean
 
-demo: setup
+# Case 1 told end to end (CI runs it with SCALE=0.01).
+demo: setup-demo
+	$(BIN)/deletion-audit demo --scale $(SCALE) --out $(DEMO_OUT)
+
+serve: setup
 	$(BIN)/deletion-audit serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: setup-test system-packages
@@ -21,6 +27,8 @@ test: setup-test system-packages
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 setup: $(VENV)/.server-installed
+
+setup-demo: $(VENV)/.demo-installed
 
 setup-test: $(VENV)/.test-installed
 
@@ -31,6 +39,10 @@ $(VENV)/bin/python:
 $(VENV)/.server-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[server]'
 	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[server,demo]'
+	touch $(VENV)/.server-installed $@
 
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[server,test]'
