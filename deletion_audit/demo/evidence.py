@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 SCALES: tuple[str, ...] = ("0.01", "0.1", "1")
 CASE_1_IMAGES = 18_488
@@ -103,10 +104,17 @@ def _rgb(rng: random.Random, low: int, high: int) -> tuple[int, int, int]:
     return (rng.randrange(low, high), rng.randrange(low, high), rng.randrange(low, high))
 
 
+@cache
+def _font() -> object:
+    from PIL import ImageFont
+
+    return ImageFont.load_default()
+
+
 def face_jpeg(seed: int, person: int, label: str, *, size: int = 128) -> bytes:
     """A cartoon face drawn from the person's seed (shape, skin, hair, eyes) with a varied
     background, labelled SYNTHETIC and ``label``."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     who = random.Random(f"{seed}:person:{person}")
     shot = random.Random(f"{seed}:shot:{person}:{label}")
@@ -129,7 +137,7 @@ def face_jpeg(seed: int, person: int, label: str, *, size: int = 128) -> bytes:
     smile = shot.randrange(-6, 10)
     draw.arc((cx - 14, cy + 4 - abs(smile), cx + 14, cy + 14 + abs(smile)),
              0 if smile >= 0 else 180, 180 if smile >= 0 else 360, fill=(120, 20, 20), width=2)
-    font = ImageFont.load_default()
+    font: Any = _font()
     draw.rectangle((0, 0, size, 13), fill=(200, 0, 0))
     draw.text((4, 1), "SYNTHETIC", fill=(255, 255, 255), font=font)
     draw.text((4, size - 13), label, fill=(0, 0, 0), font=font)

@@ -410,6 +410,10 @@ class Story:
                         f"version {verdict['version']} as of log size {as_of['log_size']}: "
                         f"{items['present']:,} present, {items['deleted']:,} deleted, "
                         f"{items['unseen']:,} never seen")
+        if items["unseen"]:
+            self.say.detail("“未见”是在申报范围内从未发现的项目：只如实报告，不计为已删除",
+                            "'never seen' items were not found in any declared scope: reported "
+                            "as such, never counted as deleted")
         for reason in report["reasons"]:
             self.say.detail(f"原因 {reason['code']}：{reason['zh']}", reason["en"])
         self.result.outcome = outcome
