@@ -129,6 +129,11 @@ def _verify(members: Members, anchor: Anchor, report: Report, workdir: Path) -> 
     except (CoreError, UnicodeDecodeError) as exc:
         report.problems.append(Problem("checkpoint", f"the bundle's checkpoint does not "
                                        f"verify with the log key: {exc}"))
+        # Nothing is proven without it; the file index still says what else changed.
+        checker.check_keys(proven=False)
+        index = checker.read_index()
+        if index is not None:
+            checker.check_files(index)
         return
     report.origin, report.log_size = checkpoint.origin, checkpoint.size
     checker.checkpoint = checkpoint

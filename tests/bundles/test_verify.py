@@ -1,0 +1,316 @@
+"""Verify catches every tampering with its reason and exit code (DESIGN: 3 the evidence
+fails verification, 4 cannot verify)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from deletion_audit.bundles import layout
+from deletion_audit.bundles.layout import Tier
+from deletion_audit.bundles.verify import Anchor, Exit
+from deletion_audit.core import keys
+from deletion_audit.core.b64 import b64decode, b64encode
+from deletion_audit.core.checkpoint import Checkpoint, parse_checkpoint_text, sign_checkpoint
+from deletion_audit.core.leaves import decode_leaf
+from deletion_audit.core.note import NoteSigner
+from tests.bundles.conftest import Bundles, codes, deleted_and_clean, jsonl, read_member
+
+
+@pytest.fixture
+def court(bundles: Bundles) -> Path:
+    deleted_and_clean(bundles.case)
+    return bundles.export(Tier.COURT)
+
+
+def _flip(data: bytes, at: int | None = None) -> bytes:
+    i = len(data) // 2 if at is None else at
+    return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+
+
+def _lines(data: bytes) -> list[dict[str, object]]:
+    return jsonl(data)
+
+
+def _dump(lines: list[dict[str, object]]) -> bytes:
+    from deletion_audit.core.canonical import canonical_json
+
+    return b"".join(canonical_json(line) + b"\n" for line in lines)
+
+
+def _type(line: dict[str, object]) -> str:
+    return decode_leaf(b64decode(str(line["leaf"]))).type
+
+
+class TestFiles:
+    def test_a_byte_of_any_file(self, bundles: Bundles, court: Path) -> None:
+        with zipfile.ZipFile(court) as zf:
+            names = zf.namelist()
+        assert len(names) >= 10
+        for name in names:
+            tampered = bundles.tamper(court, change=lambda n, d, name=name: _flip(d)
+                                      if n == name else d)
+            report = bundles.verify(tampered)
+            assert report.exit is Exit.FAILED, name
+            expected = "index_signature" if name == layout.INDEX else "file_altered"
+            assert expected in codes(report), (name, report.problems)
+
+    def test_a_file_removed(self, bundles: Bundles, court: Path) -> None:
+        envelope = next(n for n in zipfile.ZipFile(court).namelist()
+                        if n.startswith(layout.ENVELOPES))
+        report = bundles.verify(bundles.tamper(
+            court, change=lambda n, d: None if n == envelope else d))
+        assert report.exit is Exit.FAILED
+        assert "file_missing" in codes(report)
+        assert any(envelope in p.message for p in report.problems)
+
+    def test_a_file_added(self, bundles: Bundles, court: Path) -> None:
+        report = bundles.verify(bundles.tamper(court, add={"notes.txt": b"trust me"}))
+        assert report.exit is Exit.FAILED
+        assert codes(report) == {"file_added"}
+
+    def test_the_index_removed(self, bundles: Bundles, court: Path) -> None:
+        report = bundles.verify(bundles.tamper(
+            court, change=lambda n, d: None if n == layout.INDEX else d))
+        assert report.exit is Exit.FAILED
+        assert "file_missing" in codes(report)
+
+
+class TestLogProofs:
+    """With the index re-signed (an insider holding the service key), the log still
+    catches each change."""
+
+    def test_a_proof_hash(self, bundles: Bundles, court: Path) -> None:
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.EVENTS:
+                return data
+            lines = _lines(data)
+            proof = list(lines[3]["proof"])  # type: ignore[call-overload]
+            proof[0] = b64encode(_flip(b64decode(proof[0]), 0))
+            lines[3]["proof"] = proof
+            return _dump(lines)
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "inclusion_proof" in codes(report)
+
+    def test_an_event_body(self, bundles: Bundles, court: Path) -> None:
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.EVENTS:
+                return data
+            lines = _lines(data)
+            opened = next(line for line in lines if "body" in line
+                          and _type(line) == "attestation")
+            body = dict(opened["body"])  # type: ignore[call-overload]
+            body["scopeId"] = 999
+            opened["body"] = body
+            return _dump(lines)
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "event_opening" in codes(report)
+
+    def test_the_checkpoint(self, bundles: Bundles, court: Path) -> None:
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.CHECKPOINT:
+                return data
+            text = data.decode()
+            lines = text.split("\n")
+            lines[1] = str(int(lines[1]) + 1)
+            return "\n".join(lines).encode()
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "checkpoint" in codes(report)
+
+    def test_a_checkpoint_signed_by_another_log_key(
+            self, bundles: Bundles, court: Path) -> None:
+        """A forger who re-signs the checkpoint with a key of his own is caught by the
+        anchor: it is not the key the verifier trusts."""
+        forger = NoteSigner(bundles.env.ctx.keys.origin, keys.generate())
+
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.CHECKPOINT:
+                return data
+            parsed = parse_checkpoint_text(data.decode())
+            return sign_checkpoint(Checkpoint(parsed.origin, parsed.size, parsed.root_hash),
+                                   forger).encode()
+
+        tampered = bundles.tamper(court, change=change, resign=True)
+        assert "checkpoint" in codes(bundles.verify(tampered))
+        # Verified against the forger's key instead, the log key registration betrays him.
+        report = bundles.verify(tampered, Anchor(log_key=forger.verifier.vkey()))
+        assert report.exit is Exit.FAILED
+        assert "anchor_mismatch" in codes(report)
+
+
+class TestStatements:
+    def test_a_statement_dropped(self, bundles: Bundles, court: Path) -> None:
+        """The deletion statement and its event removed, the index re-signed: the agent's
+        chain shows the gap, and the verdict re-derived from what is left is not the
+        signed one."""
+        events = _lines(read_member(court, layout.EVENTS))
+        deletion = [line for line in events if _type(line) == "attestation"][1]
+        body = deletion["body"]
+        assert isinstance(body, dict)
+        envelope = layout.envelope_path(str(body["envelopeSha256"]))
+
+        def change(name: str, data: bytes) -> bytes | None:
+            if name == envelope:
+                return None
+            if name == layout.EVENTS:
+                return _dump([line for line in events if line is not deletion])
+            return data
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "chain" in codes(report)
+        assert "verdict_mismatch" in codes(report)
+
+    def test_the_last_statement_dropped(self, bundles: Bundles, court: Path) -> None:
+        """The clean scan removed: no gap is left in the chain, but the re-derived verdict
+        differs from the signed one."""
+        events = _lines(read_member(court, layout.EVENTS))
+        last = [line for line in events if _type(line) == "attestation"][-1]
+        body = last["body"]
+        assert isinstance(body, dict)
+        envelope = layout.envelope_path(str(body["envelopeSha256"]))
+
+        def change(name: str, data: bytes) -> bytes | None:
+            if name == envelope:
+                return None
+            if name == layout.EVENTS:
+                return _dump([line for line in events if line is not last])
+            return data
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "verdict_mismatch" in codes(report)
+
+    def test_an_envelope_missing_for_its_event(self, bundles: Bundles, court: Path) -> None:
+        envelope = next(n for n in zipfile.ZipFile(court).namelist()
+                        if n.startswith(layout.ENVELOPES))
+        report = bundles.verify(bundles.tamper(
+            court, change=lambda n, d: None if n == envelope else d, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "envelope" in codes(report)
+
+
+class TestKeys:
+    def test_an_agent_key_swapped(self, bundles: Bundles, court: Path) -> None:
+        """The agent's registration carries another key: its leaf no longer is the
+        logged one."""
+        other = keys.generate()
+
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.KEYS:
+                return data
+            lines = _lines(data)
+            for line in lines:
+                leaf = json.loads(b64decode(str(line["leaf"])))
+                if leaf["event"]["subjectType"] == "agent":
+                    leaf["event"]["publicKey"] = b64encode(keys.raw_public(other.public_key()))
+                    leaf["event"]["keyId"] = keys.key_id(other.public_key())
+                    from deletion_audit.core.canonical import canonical_json
+
+                    line["leaf"] = b64encode(canonical_json(leaf))
+            return _dump(lines)
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "inclusion_proof" in codes(report)
+        assert "key_registration" in codes(report)
+
+    def test_the_service_key_registration_removed(self, bundles: Bundles, court: Path) -> None:
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.KEYS:
+                return data
+            return _dump([line for line in _lines(data) if json.loads(
+                b64decode(str(line["leaf"])))["event"].get("subjectType") != "service"])
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert {"key_registration", "index_signature"} <= codes(report)
+
+
+class TestVerdict:
+    def test_a_verdict_signed_by_someone_else(self, bundles: Bundles, court: Path) -> None:
+        from deletion_audit.core import dsse
+
+        original = dsse.Envelope.from_json(read_member(court, layout.VERDICT))
+        forged = dsse.sign(original.payload, original.payload_type, keys.generate()).to_json()
+        report = bundles.verify(bundles.tamper(
+            court, change=lambda n, d: forged if n == layout.VERDICT else d, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "verdict" in codes(report)
+
+
+class TestAnchors:
+    def test_no_anchor(self, bundles: Bundles, court: Path) -> None:
+        report = bundles.verify(court, Anchor())
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert codes(report) == {"no_anchor"}
+
+    def test_not_a_zip(self, bundles: Bundles, tmp_path: Path) -> None:
+        path = tmp_path / "bundle.zip"
+        path.write_bytes(b"PK\x03\x04 this is not a zip")
+        report = bundles.verify(path)
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert codes(report) == {"unreadable"}
+
+    def test_a_missing_file(self, bundles: Bundles, tmp_path: Path) -> None:
+        report = bundles.verify(tmp_path / "nothing.zip")
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert codes(report) == {"unreadable"}
+
+    def test_a_malformed_log_key(self, bundles: Bundles, court: Path) -> None:
+        report = bundles.verify(court, Anchor(log_key="not a key"))
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert codes(report) == {"no_anchor"}
+
+    def test_a_checkpoint_kept_earlier(self, bundles: Bundles) -> None:
+        kept = bundles.checkpoint()
+        deleted_and_clean(bundles.case)
+        path = bundles.export(Tier.COURT)
+        assert parse_checkpoint_text(kept).size < parse_checkpoint_text(
+            read_member(path, layout.CHECKPOINT).decode()).size
+        report = bundles.verify(path, Anchor(trusted_checkpoint=kept))
+        assert report.problems == []
+        assert report.exit is Exit.VERIFIED
+        assert report.anchored_by == "trusted-checkpoint"
+
+    def test_the_kept_checkpoint_is_the_bundles_own(self, bundles: Bundles,
+                                                      court: Path) -> None:
+        kept = read_member(court, layout.CHECKPOINT).decode()
+        report = bundles.verify(court, Anchor(trusted_checkpoint=kept))
+        assert report.exit is Exit.VERIFIED
+
+    def test_a_kept_checkpoint_of_a_forked_log(self, bundles: Bundles) -> None:
+        """A checkpoint this log's key signed over another tree: the bundle's log does not
+        extend it."""
+        kept = parse_checkpoint_text(bundles.checkpoint())
+        deleted_and_clean(bundles.case)
+        path = bundles.export(Tier.COURT)
+        fork = sign_checkpoint(Checkpoint(kept.origin, kept.size, bytes(32)),
+                               bundles.env.ctx.keys.log_signer)
+        report = bundles.verify(path, Anchor(trusted_checkpoint=fork))
+        assert report.exit is Exit.FAILED
+        assert "consistency" in codes(report)
+
+    def test_a_kept_checkpoint_of_another_log(self, bundles: Bundles, court: Path) -> None:
+        other = NoteSigner(bundles.env.ctx.keys.origin, keys.generate())
+        kept = sign_checkpoint(Checkpoint(other.name, 3, bytes(32)), other)
+        report = bundles.verify(court, Anchor(trusted_checkpoint=kept))
+        assert report.exit is Exit.FAILED
+        assert "anchor_mismatch" in codes(report)
+
+    def test_a_kept_checkpoint_newer_than_the_bundle(self, bundles: Bundles,
+                                                       court: Path) -> None:
+        bundles.case.scan(minutes=5)
+        bundles.env.integrate()
+        report = bundles.verify(court, Anchor(trusted_checkpoint=bundles.checkpoint()))
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert codes(report) == {"anchor_newer"}
