@@ -1,5 +1,6 @@
-"""A request-size limit for the agent API: a body over the limit is refused with 413
-before any of it is parsed (agents split large results into parts of at most 2 MiB)."""
+"""A request-size limit for the agent API and signed statements (agents' and people's): a
+body over the limit is refused with 413 before any of it is parsed or authenticated
+(agents split large results into parts of at most 2 MiB)."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ class BodyLimit:
 
     async def _too_large(self, send: Send) -> None:
         payload = json.dumps({"code": "payload_too_large",
-                              "message": f"agent requests are at most {self.limit} bytes; "
-                              "split the result into parts"}).encode()
+                              "message": f"requests here are at most {self.limit} bytes; "
+                              "an agent splits a large result into parts"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(payload)).encode())]})

@@ -163,6 +163,21 @@ class TestCustodyAndDeidentify:
         assert failed.status_code == 201, failed.text
         assert _obligation_state(client, world, oid) == "breached"
 
+    def test_the_prosecutor_discharges_after_a_pass_a_later_fail_breaches(
+        self, client: TestClient, world: World
+    ) -> None:
+        oid = deidentify_obligation(client, world)
+        examiner = Signer.register(client, world.examiner)
+        assert examiner.submit(examiner.sign(examiner.deidentify(
+            world, checked_at=BEFORE))).status_code == 201
+        r = client.post(f"{world.url}/obligations/{oid}/state",
+                        headers=world.prosecutor.headers,
+                        json={"state": "discharged", "reason": "检验合格"})
+        assert r.status_code == 200, r.text
+        assert examiner.submit(examiner.sign(examiner.deidentify(
+            world, checked_at=T0, result="fail"))).status_code == 201
+        assert _obligation_state(client, world, oid) == "breached"
+
     def test_the_lab_examiner_may_check_too(self, client: TestClient, world: World) -> None:
         deidentify_obligation(client, world)
         lab = Signer.register(client, world["lab-examiner"])
