@@ -17,12 +17,15 @@ class Narrator:
         self.count = 0
         self.started = time.monotonic()
         self.current = ""
+        self.timings: list[tuple[str, float]] = []
+        """Each step's English line and its start, seconds after the first step began."""
 
     def step(self, zh: str, en: str) -> None:
         """``① 检察官立案 … / The prosecutor opens the case …``"""
         number = _NUMBERS[self.count] if self.count < len(_NUMBERS) else f"({self.count + 1})"
         self.count += 1
         self.current = f"{number} {en}"
+        self.timings.append((self.current, self.elapsed()))
         self.echo(f"{number} {zh} … / {en} …")
 
     def detail(self, zh: str, en: str | None = None) -> None:
@@ -30,3 +33,9 @@ class Narrator:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def durations(self) -> list[tuple[str, float]]:
+        """Each step with the seconds it took (the last one up to now)."""
+        ends = [start for _, start in self.timings[1:]] + [self.elapsed()]
+        return [(step, end - start) for (step, start), end in zip(self.timings, ends,
+                                                                   strict=True)]

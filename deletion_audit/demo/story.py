@@ -500,6 +500,8 @@ class Story:
         written = "\n".join(f"- {name}: `{path.relative_to(self.layout.out)}`"
                             for name, path in self.result.written.items())
         notes = "\n".join(f"- {note}" for note in self.result.notes) or "- none"
+        timings = "\n".join(f"| {step} | {seconds:.1f} |"
+                             for step, seconds in self.say.durations())
         text = f"""# deletion-audit demo — {CASE_NUMBER}
 
 案件 {self.result.case_id}：{counts.images:,} 张合成人脸图片、{counts.videos:,} 个合成视频，
@@ -518,6 +520,12 @@ scopes only, and a company-run agent's scan is the company's assertion.
 ## Notes
 
 {notes}
+
+## Time per step (seconds)
+
+| step | s |
+|---|---|
+{timings}
 
 ## Check it yourself
 

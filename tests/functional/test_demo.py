@@ -77,7 +77,9 @@ class TestDemo:
         vkey = (out / "log-verifier-key.txt").read_text().strip()
         assert vkey.startswith("deletion-audit.localhost/log+")
         assert f"written into {out}".lower() in done.stdout.lower()
-        assert "verified" in (out / "SUMMARY.md").read_text()
+        summary = (out / "SUMMARY.md").read_text()
+        assert "verdict: **verified**" in summary
+        assert "| ① Generating synthetic evidence (scale 0.01) |" in summary
         checked = subprocess.run([
             sys.executable, "-m", "deletion_audit", "manifest", "verify",
             str(out / "manifest" / "manifest.jsonl"), str(out / "manifest" / "manifest.dsse.json"),
