@@ -81,8 +81,11 @@ def rederive(
     module = _replay()
     if module is None:
         return None
+    # Exactly what the replay reads (the events its own selection would give it): a bundle
+    # also carries verdicts' companions — summaries, refusals, statuses.
+    wanted = getattr(module, "REPLAYED_TYPES", None)
     replay_events = [module.ReplayEvent(index=e.index, type=e.type, body=e.body)
-                     for e in events]
+                     for e in events if wanted is None or e.type in wanted]
     result: dict[str, Any] = module.replay_verdict(
         replay_events, envelopes=envelopes, manifest_path=manifest_path,
         as_of_size=as_of_size, workdir=workdir)
