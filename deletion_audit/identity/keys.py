@@ -19,7 +19,8 @@ from deletion_audit.core.predicates import KeyRegistrationPredicate, format_time
 from deletion_audit.errors import BadRequest, Conflict, NotFound
 from deletion_audit.events import Logged
 from deletion_audit.log.service import append_event
-from deletion_audit.models import Agent, KeyRevocationReason, User, UserKey
+from deletion_audit.models import Agent, KeyRevocationReason, PersonStatement, User, UserKey
+from deletion_audit.verdicts.recording import mark_changed
 
 
 def parse_public_key(text: str) -> bytes:
@@ -107,4 +108,10 @@ def revoke_user_key(
     row.revoked_at = now
     row.revocation_reason = reason.value
     session.flush()
+    if reason is KeyRevocationReason.COMPROMISED:
+        # The verdict stops counting what this key signed: ask for new verdicts of the
+        # cases it spoke in.
+        for case_id in session.execute(select(PersonStatement.case_id).where(
+                PersonStatement.key_id == key_id).distinct()).scalars():
+            mark_changed(session, case_id=case_id, now=now)
     return Logged(row=row, leaf_hash=logged.leaf_hash)

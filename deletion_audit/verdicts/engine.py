@@ -28,6 +28,7 @@ from deletion_audit.models import (
     Challenge,
     DataFlow,
     DeletionRecord,
+    KeyRevocationReason,
     Manifest,
     Obligation,
     ObligationKind,
@@ -38,6 +39,7 @@ from deletion_audit.models import (
     ScanItem,
     ScanRecord,
     Scope,
+    UserKey,
 )
 from deletion_audit.models.manifests import KIND_CODES, KIND_NAMES
 from deletion_audit.verdicts import queries
@@ -198,11 +200,17 @@ def _custodian_parties(session: Session, case_id: int) -> set[int]:
 
 
 def _latest_vendor_statements(session: Session, case_id: int) -> dict[int, tuple[datetime, str]]:
-    """Each data flow's latest vendor statement: (stated_at, status)."""
+    """Each data flow's latest vendor statement: (stated_at, status). A statement signed by
+    a key later revoked as compromised does not count: a person's key revocation has no
+    since-time, so nothing it signed can be told from a forgery."""
+    compromised = select(UserKey.id).where(
+        UserKey.key_id == PersonStatement.key_id,
+        UserKey.revocation_reason == KeyRevocationReason.COMPROMISED.value)
     latest: dict[int, tuple[datetime, str]] = {}
     for flow_id, stated_at, status in session.execute(
         select(PersonStatement.data_flow_id, PersonStatement.stated_at, PersonStatement.outcome)
-        .where(PersonStatement.case_id == case_id, PersonStatement.predicate_type == VENDOR)
+        .where(PersonStatement.case_id == case_id, PersonStatement.predicate_type == VENDOR,
+               ~compromised.exists())
         .order_by(PersonStatement.stated_at, PersonStatement.attestation_id)):
         if flow_id is not None:
             latest[flow_id] = (stated_at, status)

@@ -72,6 +72,24 @@ class TestVendorStatements:
         assert reasons(verdict) == {"data_flow_not_covered"}
         assert _flow(case, flow)["covered"] is False
 
+    def test_a_statement_signed_by_a_key_revoked_as_compromised_stops_counting(
+        self, case: Case
+    ) -> None:
+        _clean(case)
+        flow = data_flow(case.client, case.world)
+        vendor = Signer.register(case.client, case.world["vendor-officer"])
+        assert vendor.submit(vendor.sign(vendor.vendor(
+            case.world, flow_id=flow,
+            stated_at=case.env.clock.now() + timedelta(minutes=3)))).status_code == 201
+        assert case.verdict()["outcome"] == "verified"
+        r = case.client.delete(f"/api/v1/users/me/keys/{vendor.key_id}",
+                               headers=vendor.person.headers, params={"reason": "compromised"})
+        assert r.status_code == 200, r.text
+        # The revocation alone asks for a new verdict.
+        assert case.recompute() == [case.world.case_id]
+        verdict = case.verdict(recompute=False)
+        assert reasons(verdict) == {"data_flow_not_covered"}
+
     def test_retained_under_custody_covers_only_with_a_custody_obligation(
         self, case: Case
     ) -> None:
