@@ -85,6 +85,9 @@ class Story:
         self.evidence: Evidence
         self.parties: dict[str, int] = {}
         self.s3_endpoint: str | None = None
+        self.nvr: Path
+        self.backup: Path
+        self.crm: Path
 
     def run(self) -> Result:
         with self.stack:
