@@ -43,11 +43,18 @@ from deletion_audit.core.b64 import b64decode
 from deletion_audit.core.errors import FormatError, PredicateError, SignatureError
 from deletion_audit.core.keys import public_key_from_raw
 from deletion_audit.core.predicates import (
+    CUSTODY_STATEMENT,
+    DEIDENTIFY,
     DELETION,
     SCAN,
+    VENDOR,
+    CustodyStatementPredicate,
+    DeidentifyPredicate,
     DeletionPredicate,
     KeyRegistrationPredicate,
+    PredicateModel,
     ScanPredicate,
+    VendorPredicate,
     expect_predicate,
 )
 from deletion_audit.core.statements import parse_statement, statement_id
@@ -61,15 +68,21 @@ from deletion_audit.models import (
     Challenge,
     DataFlow,
     Event,
+    KeyRevocationReason,
     LogLeaf,
     Manifest,
     Obligation,
     ObligationState,
     Party,
     Scope,
+    UserKey,
 )
 from deletion_audit.verdicts.engine import compute_report
-from deletion_audit.verdicts.recording import record_statement
+from deletion_audit.verdicts.recording import (
+    PersonPredicate,
+    record_person_statement,
+    record_statement,
+)
 from deletion_audit.verdicts.replay_manifest import ManifestFileError, load_items
 from deletion_audit.verdicts.schemas import Report
 from deletion_audit.verdicts.service import verdict_predicate
@@ -86,6 +99,11 @@ _PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA foreign
             "PRAGMA cache_size=-131072")
 _STATEMENT_MODELS: dict[str, type[ScanPredicate] | type[DeletionPredicate]] = {
     SCAN: ScanPredicate, DELETION: DeletionPredicate,
+}
+# Statements people sign (attestations/people.py): their events name a user and a key.
+_PERSON_MODELS: dict[str, type[PersonPredicate]] = {
+    VENDOR: VendorPredicate, CUSTODY_STATEMENT: CustodyStatementPredicate,
+    DEIDENTIFY: DeidentifyPredicate,
 }
 
 
@@ -135,11 +153,30 @@ def events_of_case(session: Session, case_id: int) -> list[ReplayEvent]:
         .order_by(LogLeaf.idx)
         .execution_options(yield_per=2_000))
     out = []
+    signers: set[str] = set()
     for idx, event_type, body in rows:
         if event_type == "key-registration" and body.get("subjectType") != "agent":
             continue
+        if event_type == "attestation" and body.get("userId") is not None:
+            signers.add(str(body["keyId"]))
         out.append(ReplayEvent(index=int(idx), type=event_type, body=body))
+    if signers:
+        out.extend(_user_key_registrations(session, signers))
+        out.sort(key=lambda ev: ev.index)
     return out
+
+
+def _user_key_registrations(session: Session, key_ids: set[str]) -> list[ReplayEvent]:
+    """The registrations and revocations of the keys people signed the case's statements
+    with (public events that name no case)."""
+    rows = session.execute(
+        select(LogLeaf.idx, Event.type, Event.body)
+        .join(LogLeaf, LogLeaf.leaf_hash == Event.leaf_hash)
+        .where(Event.type.in_(["key-registration", "key-revocation"]),
+               LogLeaf.idx.is_not(None),
+               cast(Event.body["keyId"].as_string(), String).in_(sorted(key_ids))))
+    return [ReplayEvent(index=int(idx), type=event_type, body=body)
+            for idx, event_type, body in rows if body.get("subjectType") == "user"]
 
 
 # -- replaying --------------------------------------------------------------------------
@@ -179,6 +216,7 @@ class _Replayer:
     session: Session
     case_id: int
     agents: dict[str, _Agent] = field(default_factory=dict)
+    user_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     parties: set[int] = field(default_factory=set)
     scopes: set[int] = field(default_factory=set)
     manifest: Manifest | None = None
@@ -241,6 +279,13 @@ class _Replayer:
         except ValidationError as exc:
             raise ReplayError(f"not a key registration: {exc.errors()[0]['msg']}",
                               at=ev) from None
+        if reg.subject_type == "user":
+            raw = b64decode(reg.public_key)
+            self.session.add(UserKey(
+                user_id=int(reg.subject_id), key_id=reg.key_id, public_key=raw, label="",
+                registered_at=reg.registered_at, registration_leaf_hash=bytes(32)))
+            self.user_keys[reg.key_id] = public_key_from_raw(raw)
+            return
         if reg.subject_type != "agent":
             return
         party_id = int(reg.party_id or "0")
@@ -259,6 +304,14 @@ class _Replayer:
 
     def key_revocation(self, ev: ReplayEvent) -> None:
         b = ev.body
+        if b.get("subjectType") == "user":
+            key = self.session.execute(select(UserKey).where(
+                UserKey.key_id == b["keyId"])).scalar_one_or_none()
+            if key is None:
+                raise ReplayError(f"key {b['keyId']} has no earlier registration", at=ev)
+            key.revoked_at = _time(ev, b["revokedAt"], "revokedAt")
+            key.revocation_reason = KeyRevocationReason(b["reason"]).value
+            return
         if b.get("subjectType") != "agent":
             return
         row = self.session.get_one(Agent, self._agent(ev, b["subjectId"]).pk)
@@ -372,47 +425,64 @@ class _Replayer:
         row.state = decided[ev.body["action"]].value
         row.state_changed_at = self.now
 
-    def attestation(self, ev: ReplayEvent, envelopes: Mapping[str, bytes]) -> None:
+    def _statement(
+        self, ev: ReplayEvent, envelopes: Mapping[str, bytes], key: Ed25519PublicKey,
+        signer: str, models: Mapping[str, type[PredicateModel]],
+    ) -> tuple[str, str, PredicateModel]:
+        """The envelope the event names, verified with the signer's registered key: its
+        statement id, predicate type and predicate."""
         b = ev.body
-        agent = self._agent(ev, b["agentId"])
-        scope_id = self._scope(ev, b["scopeId"])
         envelope = envelopes.get(b["envelopeSha256"])
         if envelope is None or hashlib.sha256(envelope).hexdigest() != b["envelopeSha256"]:
             raise ReplayError(f"the envelope with SHA-256 {b['envelopeSha256']} is missing",
                               at=ev)
         try:
-            verified = dsse.verify(dsse.Envelope.from_json(envelope), [agent.key])
+            verified = dsse.verify(dsse.Envelope.from_json(envelope), [key])
             statement = parse_statement(verified.payload)
-            model = _STATEMENT_MODELS.get(statement.predicate_type)
+            model = models.get(statement.predicate_type)
             if model is None:
-                raise ReplayError(f"a {statement.predicate_type} statement is not an agent's "
-                                  "scan or deletion", at=ev)
+                raise ReplayError(f"{signer} does not make {statement.predicate_type} "
+                                  "statements", at=ev)
             predicate = expect_predicate(statement, model)
         except SignatureError:
-            raise ReplayError(f"the envelope is not signed by agent {b['agentId']}'s "
-                              "registered key", at=ev) from None
+            raise ReplayError(f"the envelope is not signed by {signer}'s registered key",
+                              at=ev) from None
         except (FormatError, PredicateError) as exc:
             raise ReplayError(f"the envelope does not hold a valid statement: {exc}",
                               at=ev) from None
+        return statement_id(verified.payload), statement.predicate_type, predicate
+
+    def _check_logged(self, ev: ReplayEvent, logged: Mapping[str, object]) -> None:
+        for name, value in logged.items():
+            if ev.body.get(name) != value:
+                raise ReplayError(f"{name} is {ev.body.get(name)!r}, but the signed statement "
+                                  f"says {value!r}", at=ev)
+
+    def attestation(self, ev: ReplayEvent, envelopes: Mapping[str, bytes]) -> None:
+        if ev.body.get("userId") is not None:
+            self.person_attestation(ev, envelopes)
+            return
+        b = ev.body
+        agent = self._agent(ev, b["agentId"])
+        scope_id = self._scope(ev, b["scopeId"])
+        sid, predicate_type, parsed = self._statement(
+            ev, envelopes, agent.key, f"agent {b['agentId']}", _STATEMENT_MODELS)
+        predicate = parsed if isinstance(parsed, ScanPredicate | DeletionPredicate) else None
+        assert predicate is not None  # noqa: S101 - _STATEMENT_MODELS holds only these
         scan = predicate if isinstance(predicate, ScanPredicate) else None
-        logged = {
-            "statementId": statement_id(verified.payload), "caseId": self.case_id,
+        self._check_logged(ev, {
+            "statementId": sid, "caseId": self.case_id,
             "agentId": predicate.agent_id, "scopeId": int(predicate.scope_id)
             if predicate.scope_id.isdigit() else predicate.scope_id,
-            "seq": predicate.seq, "prev": predicate.prev,
-            "predicateType": statement.predicate_type,
+            "seq": predicate.seq, "prev": predicate.prev, "predicateType": predicate_type,
             "scanId": scan.scan_id if scan else None, "part": scan.part if scan else None,
-        }
-        for name, value in logged.items():
-            if b.get(name) != value:
-                raise ReplayError(f"{name} is {b.get(name)!r}, but the signed statement "
-                                  f"says {value!r}", at=ev)
+        })
         challenge_id = self._challenge_of(ev, scan, agent, scope_id)
         row = Attestation(
-            statement_id=b["statementId"], agent_id=agent.pk, case_id=self.case_id,
-            seq=predicate.seq, prev=predicate.prev, predicate_type=statement.predicate_type,
-            scope_id=scope_id, scan_id=logged["scanId"], part=logged["part"],
-            challenge_id=challenge_id,
+            statement_id=sid, agent_id=agent.pk, case_id=self.case_id,
+            seq=predicate.seq, prev=predicate.prev, predicate_type=predicate_type,
+            scope_id=scope_id, scan_id=scan.scan_id if scan else None,
+            part=scan.part if scan else None, challenge_id=challenge_id,
             # The bundle holds the envelope; the verdict never reads it back, and copying
             # a 26-million-item case's envelopes would double the replay's writes.
             envelope=b"", received_at=self.now, leaf_hash=bytes(32))
@@ -420,6 +490,40 @@ class _Replayer:
         self.session.flush()
         record_statement(self.session, attestation=row, predicate=predicate,
                          challenge_id=challenge_id, now=self.now)
+
+    def person_attestation(self, ev: ReplayEvent, envelopes: Mapping[str, bytes]) -> None:
+        """A statement a person signed (vendor, custody, de-identification), recorded as
+        ingest records it, with what ingest judged it concerns (logged with it)."""
+        b = ev.body
+        key = self.user_keys.get(str(b["keyId"]))
+        if key is None:
+            raise ReplayError(f"key {b['keyId']} has no key registration among the events",
+                              at=ev)
+        sid, predicate_type, parsed = self._statement(
+            ev, envelopes, key, f"user {b['userId']}", _PERSON_MODELS)
+        predicate = parsed if isinstance(parsed, VendorPredicate | CustodyStatementPredicate
+                                         | DeidentifyPredicate) else None
+        assert predicate is not None  # noqa: S101 - _PERSON_MODELS holds only these
+        logged: dict[str, object] = {"statementId": sid, "predicateType": predicate_type}
+        if predicate.case_id != str(self.case_id):
+            raise ReplayError(f"the signed statement is for case {predicate.case_id}", at=ev)
+        if isinstance(predicate, VendorPredicate):
+            logged |= {"dataFlowId": int(predicate.flow_id) if predicate.flow_id.isdigit()
+                       else predicate.flow_id}
+        elif isinstance(predicate, CustodyStatementPredicate):
+            logged |= {"obligationId": int(predicate.obligation_id)
+                       if predicate.obligation_id.isdigit() else predicate.obligation_id}
+        self._check_logged(ev, logged)
+        row = Attestation(
+            statement_id=sid, agent_id=None, user_id=b["userId"], case_id=self.case_id,
+            seq=None, prev=None, predicate_type=predicate_type, envelope=b"",
+            received_at=self.now, leaf_hash=bytes(32))
+        self.session.add(row)
+        self.session.flush()
+        record_person_statement(
+            self.session, attestation=row, predicate=predicate, user_id=b["userId"],
+            key_id=str(b["keyId"]), party_id=b["partyId"], data_flow_id=b["dataFlowId"],
+            obligation_id=b["obligationId"], now=self.now)
 
     def _challenge_of(self, ev: ReplayEvent, scan: ScanPredicate | None, agent: _Agent,
                       scope_id: int) -> int | None:
@@ -461,6 +565,12 @@ class _Replayer:
         self.session.flush()
 
 
+def _names_a_case(ev: ReplayEvent) -> bool:
+    """People's key events are not a case's (a key signs in several cases)."""
+    return not (ev.type in ("key-registration", "key-revocation")
+                and ev.body.get("subjectType") != "agent")
+
+
 def _check_order(events: Sequence[ReplayEvent]) -> int:
     """The events' case (one case only), after checking they are in strict log order."""
     case_ids = set()
@@ -470,7 +580,7 @@ def _check_order(events: Sequence[ReplayEvent]) -> int:
             raise ReplayError(f"events are not in log order: index {ev.index} after {last}",
                               at=ev)
         last = ev.index
-        if ev.type == "key-registration" and ev.body.get("subjectType") != "agent":
+        if not _names_a_case(ev):
             continue
         case_id = _case_of(ev.body)
         if case_id is None:

@@ -27,6 +27,12 @@ from deletion_audit.verdicts.replay import (
 )
 from deletion_audit.verdicts.service import latest_verdict, report_digest
 from tests.support.agents import declare_scope, enroll
+from tests.support.statements import (
+    Signer,
+    custody_obligation,
+    data_flow,
+    deidentify_obligation,
+)
 from tests.verdicts.conftest import Case
 from tests.verdicts.test_verdict import PAST_REPLY, _data_flow, _obligation
 
@@ -186,6 +192,64 @@ class TestReplayMatchesTheSignedVerdict:
         assert replay_verdict(
             logged.events, envelopes=logged.envelopes, manifest_path=logged.manifest_path,
             as_of_size=logged.verdict.as_of_log_size, workdir=tmp_path) == logged.signed
+
+
+class TestPeoplesStatementsReplay:
+    """Statements signed by people: the envelope verifies with the key its registration
+    (a public event naming no case) carries, and the same recording code runs."""
+
+    @staticmethod
+    def _clean(case: Case) -> None:
+        case.scan(present=case.digests[:1])
+        case.delete(case.digests[:1], minutes=1)
+        case.scan(minutes=2)
+
+    def test_a_vendor_statement_covers_a_flow_until_its_key_is_compromised(
+        self, case: Case, tmp_path: Path
+    ) -> None:
+        self._clean(case)
+        flow = data_flow(case.client, case.world)
+        vendor = Signer.register(case.client, case.world["vendor-officer"])
+        r = vendor.submit(vendor.sign(vendor.vendor(
+            case.world, flow_id=flow, stated_at=case.env.clock.now() + timedelta(minutes=3))))
+        assert r.status_code == 201, r.text
+        first = Logged(case, tmp_path)
+        assert first.assert_replays()["outcome"] == "verified"
+        r = case.client.delete(f"/api/v1/users/me/keys/{vendor.key_id}",
+                               headers=vendor.person.headers, params={"reason": "compromised"})
+        assert r.status_code == 200, r.text
+        assert replayed(case, tmp_path)["reasons"] == ["data_flow_not_covered"]
+
+    def test_custody_destroyed_and_a_failed_deidentification(self, case: Case,
+                                                            tmp_path: Path) -> None:
+        self._clean(case)
+        custody = custody_obligation(case.client, case.world)
+        deidentify = deidentify_obligation(case.client, case.world)
+        custodian = Signer.register(case.client, case.world["custodian-officer"])
+        r = custodian.submit(custodian.sign(custodian.custody(
+            case.world, obligation_id=custody, occurred_at=case.env.clock.now())))
+        assert r.status_code == 201, r.text
+        examiner = Signer.register(case.client, case.world.examiner)
+        r = examiner.submit(examiner.sign(examiner.deidentify(
+            case.world, checked_at=case.env.clock.now(), result="fail")))
+        assert r.status_code == 201, r.text
+        logged = Logged(case, tmp_path)
+        predicate = logged.assert_replays()
+        assert predicate["reasons"] == ["obligation_breached"]
+        states = {o["id"]: o["state"] for o in logged.replay().report.model_dump()[
+            "obligations"]}
+        assert (states[custody], states[deidentify]) == ("discharged", "breached")
+
+    def test_a_missing_key_registration_is_an_error(self, case: Case, tmp_path: Path) -> None:
+        self._clean(case)
+        flow = data_flow(case.client, case.world)
+        vendor = Signer.register(case.client, case.world["vendor-officer"])
+        assert vendor.submit(vendor.sign(vendor.vendor(
+            case.world, flow_id=flow, stated_at=case.env.clock.now()))).status_code == 201
+        logged = Logged(case, tmp_path)
+        events = _without(logged.events, "key-registration", keyId=vendor.key_id)
+        with pytest.raises(ReplayError, match=f"key {vendor.key_id} has no key registration"):
+            logged.replay(events)
 
 
 def _without(events: list[ReplayEvent], event_type: str, **match: Any) -> list[ReplayEvent]:
