@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from deletion_audit.attestations import ingest, people
-from deletion_audit.deps import Context, DbWrite
+from deletion_audit.deps import Context
 from deletion_audit.errors import AuditError, Unauthorized
 from deletion_audit.hosts.signatures import SignedBy, authenticate, raw_body
 from deletion_audit.identity.deps import Caller, current_user
@@ -58,18 +58,22 @@ def submitter(
                         **error_responses(400, 401, 403, 404, 409, 413, 422, 503)})
 def submit(
     who: Annotated[SignedBy | Caller, Depends(submitter)],
-    envelope: Annotated[bytes, Depends(raw_body)], session: DbWrite, ctx: Context,
+    envelope: Annotated[bytes, Depends(raw_body)], ctx: Context,
 ) -> JSONResponse:
     """Ingest a signed statement: an agent's scan or deletion statement, or a person's
     vendor, custody (v2) or deidentify statement. The same statement again gets its
     original answer; a refusal is recorded and logged, and is never evidence."""
     now = ctx.clock.now()
     try:
-        if isinstance(who, SignedBy):
-            outcome = ingest.ingest(session, agent_id=who.id, envelope=envelope, now=now)
-        else:
-            outcome = people.ingest_person(session, user_id=who.user_id, envelope=envelope,
-                                           now=now)
+        # The transaction opens and commits here, in this one worker thread (not in a
+        # dependency's teardown, a thread hop later): on SQLite the write lock is held for
+        # the statement's own work only — the hot path of every agent.
+        with ctx.db.write() as session:
+            if isinstance(who, SignedBy):
+                outcome = ingest.ingest(session, agent_id=who.id, envelope=envelope, now=now)
+            else:
+                outcome = people.ingest_person(session, user_id=who.user_id,
+                                               envelope=envelope, now=now)
     except AuditError as exc:
         ctx.metrics.refusals.labels(reason=exc.code).inc()
         raise
