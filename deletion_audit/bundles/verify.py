@@ -153,14 +153,18 @@ def _verify(members: Members, anchor: Anchor, report: Report, workdir: Path) -> 
     checker.check_events()
     checker.check_envelopes()
     checker.check_manifest(workdir)
-    report.verdict = checker.check_verdict()
-    checker.check_summaries()
-    checker.check_chains()
-    if index is not None:
-        checker.check_files(index)
+    try:
+        report.verdict = checker.check_verdict()
+        checker.check_summaries()
+        checker.check_chains()
+        if index is not None:
+            checker.check_files(index)
+        if index is not None and index.tier is layout.Tier.COURT and \
+                report.verdict is not None:
+            report.rederived, report.rederive_ran = checker.rederive(report.verdict, workdir)
+    finally:
+        checker.finish_manifest()
     report.counts = checker.counts
-    if index is not None and index.tier is layout.Tier.COURT and report.verdict is not None:
-        report.rederived, report.rederive_ran = checker.rederive(report.verdict, workdir)
 
 
 def _describe(report: Report, index: BundleIndex) -> None:

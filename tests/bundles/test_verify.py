@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deletion_audit.bundles import layout
+from deletion_audit.bundles import layout, manifest_check
 from deletion_audit.bundles.layout import Tier
 from deletion_audit.bundles.verify import Anchor, Exit
 from deletion_audit.core import keys
@@ -314,3 +314,33 @@ class TestAnchors:
         report = bundles.verify(court, Anchor(trusted_checkpoint=bundles.checkpoint()))
         assert report.exit is Exit.CANNOT_VERIFY
         assert codes(report) == {"anchor_newer"}
+
+
+class TestManifest:
+    @pytest.mark.parametrize("in_a_worker", [False, True], ids=["inline", "worker"])
+    def test_the_manifest_file_altered(self, bundles: Bundles, court: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       in_a_worker: bool) -> None:
+        """One size changed in the file, the index re-signed: the file is no longer the
+        one the examiner signed (checked in a worker process for a large file)."""
+        if in_a_worker:
+            monkeypatch.setattr(manifest_check, "PARALLEL_FROM_BYTES", 0)
+
+        def change(name: str, data: bytes) -> bytes:
+            if name != layout.MANIFEST:
+                return data
+            lines = data.split(b"\n")
+            lines[2] = lines[2].replace(b'"size":', b'"size":1', 1)
+            return b"\n".join(lines)
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "manifest" in codes(report)
+        assert any("digest" in p.message for p in report.problems if p.code == "manifest")
+
+    def test_a_large_manifest_checked_in_a_worker_verifies(
+            self, bundles: Bundles, court: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(manifest_check, "PARALLEL_FROM_BYTES", 0)
+        report = bundles.verify(court)
+        assert report.problems == []
+        assert report.counts["items"] == 6
