@@ -101,7 +101,7 @@ class Story:
             self.declare_scopes()
             self.enroll_agent()
             found = self.first_scan()
-            self.show_verdict(self.verdict(), "删除前 / before deletion")
+            self.verdict("删除前", "before deletion")
             self.delete(found)
             self.challenge()
             self.final_verdict()
@@ -396,14 +396,18 @@ class Story:
                         "challenge and was signed and sent")
         return found
 
-    def verdict(self) -> dict[str, Any]:
-        return self.api.verdict_covering(self.people["prosecutor"], self.result.case_id,
-                                         self._receipt())
+    def verdict(self, when_zh: str, when_en: str) -> dict[str, Any]:
+        """Wait for the verdict that covers the agent's newest statement, and show it."""
+        self.say.step(f"等待服务重新计算裁决（{when_zh}）",
+                      f"Waiting for the server's verdict ({when_en})")
+        verdict = self.api.verdict_covering(self.people["prosecutor"], self.result.case_id,
+                                            self._receipt())
+        self.show_verdict(verdict)
+        return verdict
 
-    def show_verdict(self, verdict: dict[str, Any], when: str) -> None:
+    def show_verdict(self, verdict: dict[str, Any]) -> None:
         outcome = verdict["outcome"]
-        self.say.step(f"裁决（{when.split(' / ')[0]}）：{OUTCOME_ZH[outcome]}",
-                      f"The verdict ({when.split(' / ')[1]}): {outcome}")
+        self.say.detail(f"裁决：{OUTCOME_ZH[outcome]}", f"the verdict: {outcome}")
         report, as_of = verdict["report"], verdict["as_of"]
         items, people = report["items"], report["people"]
         self.say.detail(f"第 {verdict['version']} 版，依据日志前 {as_of['log_size']} 条；"
@@ -457,9 +461,7 @@ class Story:
                             f"{event['objects']:,} objects, {event['present']} manifest items")
 
     def final_verdict(self) -> None:
-        verdict = self.verdict()
-        self.show_verdict(verdict, "删除并经挑战复查后 / after deletion and the challenged "
-                                   "re-scan")
+        verdict = self.verdict("删除并经挑战复查后", "after deletion and the challenged re-scan")
         if verdict["outcome"] != "verified":
             codes = ", ".join(r["code"] for r in verdict["report"]["reasons"])
             raise DemoError(f"the verdict is {verdict['outcome']}, not verified: {codes}")

@@ -39,6 +39,13 @@ def assert_stopped(url: str) -> None:
         httpx.get(url + "/healthz", timeout=2)
 
 
+def verdict_after(lines: list[str], when: str) -> str:
+    """The line under the step that waits for the verdict ``when``."""
+    step = next(i for i, line in enumerate(lines)
+                if f"Waiting for the server's verdict {when}" in line)
+    return lines[step + 1]
+
+
 def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
@@ -59,9 +66,11 @@ class TestDemo:
         assert re.search(r"备份目录 backup：\d+ 个对象，其中 5 个是清单项目", done.stdout)
         assert re.search(r"访客数据库 visitor database：\d+ 个对象，其中 3 个是清单项目",
                          done.stdout)
-        assert "The verdict (before deletion): not_verified" in done.stdout
+        assert verdict_after(lines, "(before deletion)") == \
+            "   裁决：未证实删除 / the verdict: not_verified"
         assert "原因 items_present" in done.stdout
-        assert "The verdict (after deletion and the challenged re-scan): verified" in done.stdout
+        assert verdict_after(lines, "(after deletion and the challenged re-scan)") == \
+            "   裁决：已证实删除 / the verdict: verified"
         assert "裁决 / Verdict: verified（已证实删除）" in done.stdout
         if weed_binary() is not None:
             assert re.search(r"对象存储 bucket：\d+ 个对象，其中 3 个是清单项目", done.stdout)
