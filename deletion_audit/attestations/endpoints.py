@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from deletion_audit.attestations import ingest, people
 from deletion_audit.deps import Context
 from deletion_audit.errors import AuditError, Unauthorized
-from deletion_audit.hosts.signatures import SignedBy, authenticate, raw_body
+from deletion_audit.hosts.signatures import SignedBy, authenticate, raw_body, remember_nonce
 from deletion_audit.identity.deps import Caller, current_user
 from deletion_audit.schemas import error_responses
 
@@ -45,7 +45,7 @@ def submitter(
             # Ingest judges a revoked agent's statements itself (earlier outcome, grace).
             return authenticate(ctx, method=request.method, url=str(request.url),
                                 headers=headers, body=body, allow_revoked=True,
-                                now=datetime.now(UTC))
+                                now=datetime.now(UTC), remember=False)
         return current_user(request, ctx)
     except AuditError as exc:
         ctx.metrics.refusals.labels(reason=exc.code).inc()
@@ -70,6 +70,8 @@ def submit(
         # the statement's own work only — the hot path of every agent.
         with ctx.db.write() as session:
             if isinstance(who, SignedBy):
+                # The request's nonce is recorded with the statement (one transaction).
+                remember_nonce(session, who.id, who.nonce, datetime.now(UTC))
                 outcome = ingest.ingest(session, agent_id=who.id, envelope=envelope, now=now)
             else:
                 outcome = people.ingest_person(session, user_id=who.user_id,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -127,59 +127,101 @@ def _parse(payload: bytes) -> _Parsed:
     return _Parsed(sid, statement, predicate, None, raw_seq)
 
 
-def receipt(row: Attestation) -> dict[str, Any]:
+def receipt(row: Attestation | _Accepted) -> dict[str, Any]:
     return {"statement_id": row.statement_id, "leaf_hash": row.leaf_hash.hex(),
             "seq": row.seq, "received_at": format_timestamp(row.received_at)}
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    statement_id: str
+    agent_id: int | None
+    seq: int | None
+    leaf_hash: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the store already holds about a statement and its places in the chain — its
+    own earlier outcome, and who holds ``seq`` and ``seq - 1`` — read in one or two
+    queries (the hot path: every agent statement passes here)."""
+
+    agent_id: int
+    sid: str
+    accepted: _Accepted | None
+    refused: Refusal | None
+    holders: dict[int, str]
+
+    def earlier_outcome(self) -> Outcome | None:
+        if self.accepted is not None:
+            if self.accepted.agent_id != self.agent_id:
+                raise WrongAgent("this statement was submitted by another agent")
+            return Outcome(201, receipt(self.accepted))
+        if self.refused is not None:
+            return Outcome(self.refused.status, dict(self.refused.body))
+        return None
+
+    def holder(self, seq: int) -> str | None:
+        """The id of the statement that holds ``seq`` in the agent's chain, if any: an
+        accepted one, or a refused one other than a fork (a fork never takes a place)."""
+        return self.holders.get(seq)
+
+
+def _lookup(session: Session, agent: Agent, parsed: _Parsed) -> _Known:
+    seqs: list[int] = []
+    if parsed.raw_seq is not None:
+        seqs = [s for s in (parsed.raw_seq, parsed.raw_seq - 1) if s >= 0]
+    where = Attestation.statement_id == parsed.sid
+    if seqs:
+        where = or_(where, and_(Attestation.agent_id == agent.id, Attestation.seq.in_(seqs)))
+    rows = session.execute(select(
+        Attestation.statement_id, Attestation.agent_id, Attestation.seq,
+        Attestation.leaf_hash, Attestation.received_at).where(where)).all()
+    accepted = next((_Accepted(*r) for r in rows if r.statement_id == parsed.sid), None)
+    holders = {int(r.seq): str(r.statement_id) for r in rows
+               if r.agent_id == agent.id and r.seq in seqs}
+    missing = [s for s in seqs if s not in holders]
+    refused = None
+    if accepted is None or missing:
+        wanted = []
+        if accepted is None:
+            wanted.append(Refusal.statement_id == parsed.sid)
+        if missing:
+            wanted.append(and_(Refusal.seq.in_(missing), Refusal.code != "fork"))
+        refusals = session.execute(select(Refusal).where(
+            Refusal.agent_id == agent.id, or_(*wanted)).order_by(Refusal.id)).scalars().all()
+        refused = next((r for r in refusals if r.statement_id == parsed.sid), None) \
+            if accepted is None else None
+        for r in refusals:
+            if r.seq in missing and r.code != "fork" and r.seq not in holders:
+                holders[r.seq] = r.statement_id
+    return _Known(agent.id, parsed.sid, accepted, refused, holders)
 
 
 def ingest(session: Session, *, agent_id: int, envelope: bytes, now: datetime) -> Outcome:
     agent = session.get_one(Agent, agent_id)
     payload = open_envelope(agent, envelope)
     parsed = _parse(payload)
-    earlier = _earlier_outcome(session, agent, parsed.sid)
+    known = _lookup(session, agent, parsed)
+    earlier = known.earlier_outcome()
     if earlier is not None:
         return earlier
     try:
-        _check_fork(session, agent, parsed)
+        _check_fork(known, parsed)
         _check_key_status(agent, parsed.predicate, now)
         if parsed.predicate is None:
             raise _Refuse(422, "bad_predicate", parsed.problem or "invalid statement")
-        scope, challenge = _check_content(session, agent, parsed.predicate, now)
+        scope, challenge = _check_content(session, agent, known, parsed.predicate, now)
     except _Refuse as refusal:
         return _refuse(session, agent, parsed, envelope, refusal, now)
     return _store(session, agent, parsed, parsed.predicate, scope, challenge, envelope, now)
 
 
-def _earlier_outcome(session: Session, agent: Agent, sid: str) -> Outcome | None:
-    accepted = session.execute(
-        select(Attestation).where(Attestation.statement_id == sid)).scalar_one_or_none()
-    if accepted is not None:
-        if accepted.agent_id != agent.id:
-            raise WrongAgent("this statement was submitted by another agent")
-        return Outcome(201, receipt(accepted))
-    refused = session.execute(select(Refusal).where(
-        Refusal.agent_id == agent.id, Refusal.statement_id == sid)).scalar_one_or_none()
-    if refused is not None:
-        return Outcome(refused.status, dict(refused.body))
-    return None
-
-
-def _holder(session: Session, agent: Agent, seq: int) -> str | None:
-    """The id of the statement that holds ``seq`` in the agent's chain, if any: an accepted
-    one, or a refused one other than a fork (a fork never takes a place)."""
-    accepted = session.execute(select(Attestation.statement_id).where(
-        Attestation.agent_id == agent.id, Attestation.seq == seq)).scalar_one_or_none()
-    if accepted is not None:
-        return accepted
-    return session.execute(select(Refusal.statement_id).where(
-        Refusal.agent_id == agent.id, Refusal.seq == seq, Refusal.code != "fork")
-        .order_by(Refusal.id).limit(1)).scalar_one_or_none()
-
-
-def _check_fork(session: Session, agent: Agent, parsed: _Parsed) -> None:
+def _check_fork(known: _Known, parsed: _Parsed) -> None:
     if parsed.raw_seq is None:
         return
-    holder = _holder(session, agent, parsed.raw_seq)
+    holder = known.holder(parsed.raw_seq)
     if holder is not None and holder != parsed.sid:
         raise _Refuse(409, "fork", f"statement {holder} already holds seq {parsed.raw_seq}",
                       seq=parsed.raw_seq, held_by=holder)
@@ -214,7 +256,7 @@ def _check_key_status(agent: Agent, predicate: AgentPredicate | None, now: datet
 
 
 def _check_content(
-    session: Session, agent: Agent, predicate: AgentPredicate, now: datetime
+    session: Session, agent: Agent, known: _Known, predicate: AgentPredicate, now: datetime
 ) -> tuple[Scope, Challenge | None]:
     if predicate.case_id != str(agent.case_id):
         raise _Refuse(422, "wrong_case", f"this agent attests for case {agent.case_id}, not "
@@ -228,7 +270,7 @@ def _check_content(
                       f"{scope.spec_digest}; fetch the scopes again and rescan",
                       spec_digest=scope.spec_digest)
     if predicate.seq > 0:
-        holder = _holder(session, agent, predicate.seq - 1)
+        holder = known.holder(predicate.seq - 1)
         if holder is not None and holder != predicate.prev:
             raise _Refuse(409, "fork", f"prev names {predicate.prev}, but statement {holder} "
                           f"holds seq {predicate.seq - 1}", seq=predicate.seq, held_by=holder)

@@ -10,6 +10,7 @@ agent's nonces; the table is shared by every instance and pruned as it goes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -24,8 +25,9 @@ from http_message_signatures import (
     MappingKeyResolver,
     algorithms,
 )
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
 from deletion_audit.context import AppContext
@@ -72,6 +74,8 @@ class SignedBy:
     key_id: str
     public_key: bytes
     status: AgentStatus
+    nonce: str = ""
+    """The request's nonce (for a caller that records it in its own transaction)."""
 
 
 @dataclass(frozen=True)
@@ -155,22 +159,30 @@ def _seen(ctx: AppContext, agent_id: int, nonce: str) -> bool:
             RequestNonce.agent_id == agent_id, RequestNonce.nonce == nonce)).first() is not None
 
 
-def _remember(ctx: AppContext, agent_id: int, nonce: str, now: datetime) -> None:
+def remember_nonce(session: Session, agent_id: int, nonce: str, now: datetime) -> None:
+    """Record a request's nonce in the caller's transaction (and prune those past the
+    replay window); Replayed if it is already there."""
+    session.execute(delete(RequestNonce).where(RequestNonce.created_at < now - NONCE_RETENTION))
     try:
-        with ctx.db.write() as session:
-            session.execute(delete(RequestNonce).where(
-                RequestNonce.created_at < now - NONCE_RETENTION))
-            session.add(RequestNonce(agent_id=agent_id, nonce=nonce, created_at=now))
+        session.execute(insert(RequestNonce).values(agent_id=agent_id, nonce=nonce,
+                                                    created_at=now))
     except IntegrityError:
         # The same request raced itself: one of them is the replay.
         raise Replayed("this request's nonce was already used") from None
 
 
+def _remember(ctx: AppContext, agent_id: int, nonce: str, now: datetime) -> None:
+    with ctx.db.write() as session:
+        remember_nonce(session, agent_id, nonce, now)
+
+
 def authenticate(
     ctx: AppContext, *, method: str, url: str, headers: Headers, body: bytes,
-    allow_revoked: bool, now: datetime,
+    allow_revoked: bool, now: datetime, remember: bool = True,
 ) -> SignedBy:
-    """Check a signed request in the protocol's order; ``now`` is the transport clock."""
+    """Check a signed request in the protocol's order; ``now`` is the transport clock.
+    ``remember=False`` leaves recording the nonce to the caller's own transaction
+    (:func:`remember_nonce`), as ingest does: one transaction per statement."""
     params = _params(headers)
     created = datetime.fromtimestamp(params.created, tz=UTC)
     if abs(now - created) > WINDOW:
@@ -181,11 +193,12 @@ def authenticate(
     if _seen(ctx, agent.id, params.nonce):
         raise Replayed("this request's nonce was already used")
     _verify(_Message(method=method, url=url, headers=headers), agent, body)
-    _remember(ctx, agent.id, params.nonce, now)
+    if remember:
+        _remember(ctx, agent.id, params.nonce, now)
     if agent.status is not AgentStatus.ACTIVE and not allow_revoked:
         raise Revoked(f"agent {agent.public_id} is {agent.status.value}; it may not act "
                       "any more", key_status=agent.status.value)
-    return agent
+    return dataclasses.replace(agent, nonce=params.nonce)
 
 
 async def raw_body(request: Request) -> bytes:

@@ -45,23 +45,25 @@ class Integration:
 def append_event(
     session: Session, *, event_type: str, event: Mapping[str, Any], now: datetime
 ) -> AppendedEvent:
-    """Store an event and its leaf in the caller's transaction."""
+    """Store an event and its leaf in the caller's transaction (Core inserts: this is on
+    every write's path, ingest's included)."""
     encoded = encode_leaf(event_type, event)
     leaf_hash = merkle.leaf_hash(encoded.data)
-    try:
-        with session.begin_nested():
-            session.add(LogLeaf(leaf_hash=leaf_hash, data=encoded.data, created_at=now))
-            session.flush()
-    except IntegrityError:
+    leaf = insert(LogLeaf).values(leaf_hash=leaf_hash, data=encoded.data, created_at=now)
+    if encoded.salt is None:
         # Only a public event can repeat byte for byte (restricted ones are salted).
-        raise Conflict(f"this {event_type} event is already in the log") from None
-    row = Event(
-        type=event_type, body=dict(event), salt=encoded.salt, leaf_hash=leaf_hash,
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return AppendedEvent(event_id=row.id, leaf_hash=leaf_hash)
+        try:
+            with session.begin_nested():
+                session.execute(leaf)
+        except IntegrityError:
+            raise Conflict(f"this {event_type} event is already in the log") from None
+    else:
+        session.execute(leaf)
+    event_id = session.execute(
+        insert(Event).values(type=event_type, body=dict(event), salt=encoded.salt,
+                             leaf_hash=leaf_hash, created_at=now).returning(Event.id)
+    ).scalar_one()
+    return AppendedEvent(event_id=event_id, leaf_hash=leaf_hash)
 
 
 def append_leaves(session: Session, leaves: Sequence[bytes], *, now: datetime) -> None:
