@@ -52,6 +52,14 @@ class TestOutbox:
         assert state.sent_count() == 1
         assert state.append("scan", "1", builder("b"), "t").seq == 1
 
+    def test_the_newest_receipt_is_at_hand(self, state: State) -> None:
+        assert state.last_receipt() is None
+        for tag in ("a", "b"):
+            item = state.append("scan", "1", builder(tag), "t")
+            state.mark_sent(item, {"statement_id": item.statement_id, "leaf_hash": tag * 64})
+        assert state.last_receipt() == {"statement_id": item.statement_id,
+                                        "leaf_hash": "b" * 64}
+
     def test_a_refusal_becomes_a_dead_letter(self, state: State) -> None:
         item = state.append("scan", "1", builder("a"), "t")
         state.dead_letter(item, 422, "stale_scope", "scope changed", "t")
