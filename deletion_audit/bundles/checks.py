@@ -60,6 +60,10 @@ def _case_of(body: Mapping[str, Any]) -> object:
     return value
 
 
+class NoConsistencyProof(Exception):
+    """The bundle cannot be anchored to the kept checkpoint: it proves nothing wrong."""
+
+
 class Checker:
     def __init__(self, members: Members, *, report_problem: Callable[[str, str], None]) -> None:
         self.members = members
@@ -134,8 +138,9 @@ class Checker:
                                  f"checkpoint of size {size}: their roots differ")
         if not found:
             assert trusted is not None  # noqa: S101 - found starts true without one
-            self.problem("consistency", f"the bundle has no consistency proof from the kept "
-                         f"checkpoint of size {trusted.size}")
+            raise NoConsistencyProof(
+                f"the bundle has no consistency proof from your checkpoint of size "
+                f"{trusted.size}: ask for a bundle exported with --consistent-with it")
 
     def check_keys(self, *, proven: bool = True) -> None:
         """Each key event's inclusion, and the keys they register (``proven=False``: keys

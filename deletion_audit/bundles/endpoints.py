@@ -33,6 +33,9 @@ def _route() -> dict[str, Any]:
 def export_case(
     case_id: int, caller: CurrentUser, session: DbRead, ctx: Context,
     tier: Annotated[Tier, Query(description="court or public")],
+    consistent_with: Annotated[list[int] | None, Query(
+        description="sizes of checkpoints you kept: the bundle proves its log extends "
+        "each (the latest 10,000 checkpoints are always covered)", max_length=100)] = None,
 ) -> StreamingResponse:
     """The case's evidence bundle of ``tier``, verifiable offline with
     ``deletion-audit verify``. Its checkpoint is signed now and covers every event it
@@ -40,9 +43,11 @@ def export_case(
     authorize(session, user_id=caller.user_id, case_id=case_id, action=TIER_ACTIONS[tier])
     prepare_export(ctx.db, keys=ctx.keys, settings=ctx.settings, clock=ctx.clock,
                    case_id=case_id)
-    check_case(ctx.db, case_id=case_id)
+    sizes = consistent_with or []
+    check_case(ctx.db, case_id=case_id, consistent_with=sizes)
     name = f"case-{case_id}-{tier.value}.zip"
     return StreamingResponse(
-        stream_bundle(ctx.db, keys=ctx.keys, case_id=case_id, tier=tier, now=ctx.clock.now()),
+        stream_bundle(ctx.db, keys=ctx.keys, case_id=case_id, tier=tier, now=ctx.clock.now(),
+                      consistent_with=sizes),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{name}"'})

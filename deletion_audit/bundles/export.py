@@ -28,7 +28,7 @@ from deletion_audit.core.b64 import b64encode
 from deletion_audit.core.canonical import canonical_json
 from deletion_audit.core.leaves import Disclosure, disclosure_of
 from deletion_audit.core.predicates import format_timestamp
-from deletion_audit.errors import Conflict, NotFound
+from deletion_audit.errors import BadRequest, Conflict, NotFound
 from deletion_audit.log.identity import get_identity
 from deletion_audit.log.service import latest_checkpoint, node_reader
 from deletion_audit.models import (
@@ -46,6 +46,9 @@ from deletion_audit.verdicts.summaries import rebuild_envelope
 
 # Events per database round trip (rows and proof nodes).
 _BATCH = 500
+# A consistency proof from each of the log's latest checkpoints (about 1 KiB each), so a
+# checkpoint anyone kept in that span anchors the bundle; an older one is asked for by size.
+CONSISTENCY_CHECKPOINTS = 10_000
 KEY_EVENTS = ("key-registration", "key-revocation")
 
 
@@ -93,6 +96,9 @@ class ExportRequest:
     tier: Tier
     service_key: Ed25519PrivateKey
     now: datetime
+    consistent_with: tuple[int, ...] = ()
+    """Tree sizes of checkpoints the recipient kept, beyond the latest the bundle covers
+    by default (:data:`CONSISTENCY_CHECKPOINTS`)."""
 
 
 def check_exportable(session: Session, *, case_id: int) -> LogCheckpoint:
@@ -118,7 +124,7 @@ def write_bundle(session: Session, request: ExportRequest, out: IO[bytes]) -> Bu
     bundle = _Bundle(out)
     events = [e for e in events_of_case(session, request.case_id) if e.index < size]
     bundle.add(layout.CHECKPOINT, checkpoint.note.encode())
-    _write_consistency(session, bundle, size, checkpoint.root)
+    _write_consistency(session, bundle, size, request.consistent_with)
     member = bundle.member(layout.EVENTS)
     rows = _write_events(session, member, [e.index for e in events], size, request.tier)
     bundle.done(member)
@@ -150,27 +156,30 @@ def write_bundle(session: Session, request: ExportRequest, out: IO[bytes]) -> Bu
     return index
 
 
-def _write_consistency(session: Session, bundle: _Bundle, size: int, root: bytes) -> None:
-    member = bundle.member(layout.CONSISTENCY)
-    after = 0
+def _write_consistency(session: Session, bundle: _Bundle, size: int,
+                       requested: Sequence[int]) -> None:
     read = node_reader(session)
-    while True:
-        earlier = session.execute(
-            select(LogCheckpoint.size, LogCheckpoint.root)
-            .where(LogCheckpoint.size > after, LogCheckpoint.size < size)
-            .order_by(LogCheckpoint.size).limit(_BATCH)).all()
-        if not earlier:
-            break
-        ranges = {s: merkle.consistency_ranges(s, size) for s, _ in earlier}
-        cached = _cached_reader(read, [r for rs in ranges.values() for r in rs])
-        for first, first_root in earlier:
+    for first in requested:
+        if not 1 <= first <= size:
+            raise BadRequest(f"no consistency proof from size {first}: the bundle's "
+                             f"checkpoint has size {size}")
+    latest = session.execute(
+        select(LogCheckpoint.size).where(LogCheckpoint.size < size)
+        .order_by(LogCheckpoint.size.desc()).limit(CONSISTENCY_CHECKPOINTS)).scalars()
+    sizes = sorted(set(latest) | {s for s in requested if s < size})
+    member = bundle.member(layout.CONSISTENCY)
+    for start in range(0, len(sizes), _BATCH):
+        batch = sizes[start:start + _BATCH]
+        ranges = {s: merkle.consistency_ranges(s, size) for s in batch}
+        cached = _cached_reader(read, [r for rs in ranges.values() for r in rs]
+                                + [(0, s) for s in batch])
+        for first in batch:
+            root = merkle.tree_root(first, cached)
             proof = merkle.hashes_for_ranges(ranges[first], cached)
             member.write(canonical_json({
-                "size": first, "root": b64encode(first_root),
+                "size": first, "root": b64encode(root),
                 "proof": [b64encode(h) for h in proof]}) + b"\n")
-            after = first
     bundle.done(member)
-    del root  # the verifier checks each proof against the checkpoint's own root
 
 
 def _cached_reader(read: merkle.NodeReader,

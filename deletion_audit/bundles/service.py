@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import IO, cast
 
@@ -18,7 +18,7 @@ from deletion_audit.bundles.rederive import case_events
 from deletion_audit.clock import Clock
 from deletion_audit.config import Settings
 from deletion_audit.db import Database
-from deletion_audit.errors import NotFound
+from deletion_audit.errors import BadRequest, NotFound
 from deletion_audit.log.identity import LogKeys
 from deletion_audit.log.tasks import integrate_pending
 from deletion_audit.models import Case, Event, LogLeaf, VerdictMark
@@ -66,16 +66,23 @@ def _uncovered(session: Session, case_id: int, size: int) -> bool:
 
 
 def export_bundle(
-    db: Database, *, keys: LogKeys, case_id: int, tier: Tier, now: datetime, out: IO[bytes]
+    db: Database, *, keys: LogKeys, case_id: int, tier: Tier, now: datetime, out: IO[bytes],
+    consistent_with: Sequence[int] = (),
 ) -> BundleIndex:
+    request = ExportRequest(case_id=case_id, tier=tier, service_key=keys.service_key,
+                            now=now, consistent_with=tuple(consistent_with))
     with db.read() as session:
-        return write_bundle(session, ExportRequest(case_id=case_id, tier=tier,
-                                                   service_key=keys.service_key, now=now), out)
+        return write_bundle(session, request, out)
 
 
-def check_case(db: Database, *, case_id: int) -> None:
+def check_case(db: Database, *, case_id: int, consistent_with: Sequence[int] = ()) -> None:
+    """What would fail the export, checked before its response starts."""
     with db.read() as session:
-        check_exportable(session, case_id=case_id)
+        checkpoint = check_exportable(session, case_id=case_id)
+        for first in consistent_with:
+            if not 1 <= first <= checkpoint.size:
+                raise BadRequest(f"no consistency proof from size {first}: the log's "
+                                 f"checkpoint has size {checkpoint.size}")
 
 
 class _Cancelled(Exception):
@@ -118,7 +125,8 @@ class _QueueWriter:
 
 
 def stream_bundle(
-    db: Database, *, keys: LogKeys, case_id: int, tier: Tier, now: datetime
+    db: Database, *, keys: LogKeys, case_id: int, tier: Tier, now: datetime,
+    consistent_with: Sequence[int] = (),
 ) -> Iterator[bytes]:
     """The bundle as a byte stream, written by a thread of its own."""
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
@@ -128,7 +136,7 @@ def stream_bundle(
     def run() -> None:
         try:
             export_bundle(db, keys=keys, case_id=case_id, tier=tier, now=now,
-                          out=cast(IO[bytes], writer))
+                          out=cast(IO[bytes], writer), consistent_with=consistent_with)
         except _Cancelled:
             return
         except BaseException as exc:  # handed to the response, which aborts the stream

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deletion_audit.bundles import layout
-from deletion_audit.bundles.checks import Checker
+from deletion_audit.bundles.checks import Checker, NoConsistencyProof
 from deletion_audit.bundles.layout import BundleIndex
 from deletion_audit.bundles.reading import BundleUnreadable, Members
 from deletion_audit.core.checkpoint import Checkpoint, open_checkpoint
@@ -203,4 +203,7 @@ def _check_trusted(checker: Checker, verifier: NoteVerifier, note: str,
     if trusted.size > checkpoint.size:
         raise _Cannot("anchor_newer", f"the kept checkpoint (size {trusted.size}) is newer "
                       f"than the bundle's ({checkpoint.size}): export a fresh bundle")
-    checker.check_consistency_file(trusted=trusted)
+    try:
+        checker.check_consistency_file(trusted=trusted)
+    except NoConsistencyProof as exc:
+        raise _Cannot("no_consistency_proof", str(exc)) from None

@@ -18,6 +18,8 @@ from deletion_audit.bundles.verify import Anchor, Exit, verify_bundle
 from deletion_audit.clock import SystemClock
 from deletion_audit.commands._common import CliError
 from deletion_audit.commands._db import db_options, load_settings
+from deletion_audit.core.checkpoint import parse_checkpoint_text
+from deletion_audit.core.errors import CoreError
 from deletion_audit.db import Database
 from deletion_audit.errors import AuditError, StartupRefused
 from deletion_audit.log.identity import LogKeys, load_keys
@@ -30,10 +32,15 @@ from deletion_audit.log.identity import LogKeys, load_keys
               "public events and proofs only.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="The zip to write ('-' for standard output).")
+@click.option("--consistent-with", "kept", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A checkpoint the recipient kept (older than the log's latest 10,000): "
+              "the bundle proves its log extends it. Repeatable.")
 @db_options
-def export(case_id: int, tier: str, output: Path, data_dir: Path | None,
-           db_url: str | None) -> None:
+def export(case_id: int, tier: str, output: Path, kept: tuple[Path, ...],
+           data_dir: Path | None, db_url: str | None) -> None:
     """Export case CASE_ID as an evidence bundle anyone can verify offline."""
+    sizes = tuple(_checkpoint_size(path) for path in kept)
     settings = load_settings(data_dir, db_url)
     db = Database(settings.database_url)
     clock = SystemClock()
@@ -43,9 +50,9 @@ def export(case_id: int, tier: str, output: Path, data_dir: Path | None,
         prepare_export(db, keys=keys, settings=settings, clock=clock, case_id=case_id)
         if str(output) == "-":
             export_bundle(db, keys=keys, case_id=case_id, tier=Tier(tier), now=clock.now(),
-                          out=sys.stdout.buffer)
+                          out=sys.stdout.buffer, consistent_with=sizes)
             return
-        index = _export_to_file(db, keys, case_id, Tier(tier), clock.now(), output)
+        index = _export_to_file(db, keys, case_id, Tier(tier), clock.now(), output, sizes)
     except StartupRefused as exc:
         raise CliError(str(exc)) from None
     except AuditError as exc:
@@ -56,14 +63,22 @@ def export(case_id: int, tier: str, output: Path, data_dir: Path | None,
                f"({len(index.files) + 1} files, log size {index.log_size})")
 
 
+def _checkpoint_size(path: Path) -> int:
+    try:
+        return parse_checkpoint_text(path.read_text("utf-8")).size
+    except (OSError, UnicodeDecodeError, CoreError) as exc:
+        raise CliError(f"{path}: not a checkpoint: {exc}") from None
+
+
 def _export_to_file(db: Database, keys: LogKeys, case_id: int, tier: Tier, now: datetime,
-                    output: Path) -> BundleIndex:
+                    output: Path, sizes: tuple[int, ...]) -> BundleIndex:
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed: a failed export leaves nothing half-done.
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
-            index = export_bundle(db, keys=keys, case_id=case_id, tier=tier, now=now, out=fh)
+            index = export_bundle(db, keys=keys, case_id=case_id, tier=tier, now=now, out=fh,
+                                  consistent_with=sizes)
         os.replace(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

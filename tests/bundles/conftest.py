@@ -40,14 +40,16 @@ class Bundles:
     def log_key(self) -> str:
         return self.env.ctx.keys.verifier.vkey()
 
-    def export(self, tier: Tier, name: str | None = None) -> Path:
+    def export(self, tier: Tier, name: str | None = None,
+               consistent_with: tuple[int, ...] = ()) -> Path:
         env = self.env
         prepare_export(env.db, keys=env.ctx.keys, settings=env.settings, clock=env.clock,
                        case_id=self.case.world.case_id)
         path = self.directory / (name or f"{tier.value}.zip")
         with path.open("wb") as fh:
             export_bundle(env.db, keys=env.ctx.keys, case_id=self.case.world.case_id,
-                          tier=tier, now=env.clock.now(), out=fh)
+                          tier=tier, now=env.clock.now(), out=fh,
+                          consistent_with=consistent_with)
         return path
 
     def verify(self, path: Path, anchor: Anchor | None = None) -> Report:

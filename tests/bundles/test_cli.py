@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from deletion_audit.bundles import export
 from deletion_audit.cli import main
 from tests.bundles.conftest import Bundles, deleted_and_clean
 
@@ -138,3 +140,24 @@ class TestVerifyCommand:
         code, output = _verify(str(out), "--log-key", bundles.log_key, "--json")
         assert code == 0, output
         assert json.loads(output)["counts"]["items"] == len(bundles.case.digests)
+
+
+class TestConsistentWith:
+    def test_an_old_kept_checkpoint_asked_for(self, bundles: Bundles, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        kept = tmp_path / "kept.checkpoint"
+        kept.write_text(bundles.checkpoint())
+        deleted_and_clean(bundles.case)
+        monkeypatch.setattr(export, "CONSISTENCY_CHECKPOINTS", 1)
+        out = tmp_path / "public.zip"
+        assert _export(bundles, "public", out, "--consistent-with", str(kept))[0] == 0
+        code, output = _verify(str(out), "--trusted-checkpoint", str(kept), "--lang", "en")
+        assert code == 0, output
+
+    def test_not_a_checkpoint(self, bundles: Bundles, tmp_path: Path) -> None:
+        bad = tmp_path / "bad"
+        bad.write_text("hello")
+        code, output = _export(bundles, "public", tmp_path / "x.zip", "--consistent-with",
+                               str(bad))
+        assert code == 1
+        assert "not a checkpoint" in output

@@ -73,3 +73,11 @@ class TestExportEndpoint:
         r = bundles.case.client.get(f"{bundles.case.world.url}/export",
                                     params={"tier": "public"})
         assert r.status_code == 401
+
+    def test_a_kept_checkpoint_beyond_the_log(self, bundles: Bundles) -> None:
+        world = bundles.case.world
+        r = bundles.case.client.get(f"{world.url}/export",
+                                    params={"tier": "public", "consistent_with": [10**9]},
+                                    headers=world.prosecutor.headers)
+        assert r.status_code == 400
+        assert "no consistency proof from size" in r.json()["message"]

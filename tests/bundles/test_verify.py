@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deletion_audit.bundles import layout, manifest_check
+from deletion_audit.bundles import export, layout, manifest_check
 from deletion_audit.bundles.layout import Tier
 from deletion_audit.bundles.verify import Anchor, Exit
 from deletion_audit.core import keys
@@ -344,3 +344,21 @@ class TestManifest:
         report = bundles.verify(court)
         assert report.problems == []
         assert report.counts["items"] == 6
+
+
+class TestConsistencyWindow:
+    def test_a_checkpoint_older_than_the_window_cannot_anchor_by_default(
+            self, bundles: Bundles, monkeypatch: pytest.MonkeyPatch) -> None:
+        kept = bundles.checkpoint()
+        deleted_and_clean(bundles.case)
+        monkeypatch.setattr(export, "CONSISTENCY_CHECKPOINTS", 1)
+        path = bundles.export(Tier.PUBLIC)
+        report = bundles.verify(path, Anchor(trusted_checkpoint=kept))
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert codes(report) == {"no_consistency_proof"}
+        # Asked for by size, the proof is there.
+        size = parse_checkpoint_text(kept).size
+        path = bundles.export(Tier.PUBLIC, name="asked.zip", consistent_with=(size,))
+        report = bundles.verify(path, Anchor(trusted_checkpoint=kept))
+        assert report.problems == []
+        assert report.exit is Exit.VERIFIED
