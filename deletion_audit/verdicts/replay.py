@@ -23,8 +23,10 @@ outcome or stops the replay with a :class:`ReplayError` that names the event.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +35,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
-from sqlalchemy import Engine, String, cast, event, or_, select
+from sqlalchemy import String, cast, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,12 +60,10 @@ from deletion_audit.core.predicates import (
     expect_predicate,
 )
 from deletion_audit.core.statements import parse_statement, statement_id
-from deletion_audit.db import make_engine
 from deletion_audit.models import (
     Agent,
     AgentStatus,
     Attestation,
-    Base,
     Binding,
     Challenge,
     DataFlow,
@@ -83,9 +83,16 @@ from deletion_audit.verdicts.recording import (
     record_person_statement,
     record_statement,
 )
-from deletion_audit.verdicts.replay_manifest import ManifestFileError, load_items
+from deletion_audit.verdicts.replay_store import (
+    ItemsLoad,
+    ManifestFileError,
+    create_deferred_indexes,
+    replay_engine,
+)
 from deletion_audit.verdicts.schemas import Report
 from deletion_audit.verdicts.service import verdict_predicate
+
+log = logging.getLogger(__name__)
 
 # The event types a replay reads: the verdict's inputs, and the verdict events themselves
 # (their version and time say which verdict a log size stands for).
@@ -93,10 +100,6 @@ REPLAYED_TYPES = frozenset({
     "party", "key-registration", "key-revocation", "manifest", "scope", "data-flow",
     "binding", "challenge", "obligation", "acceptance", "attestation", "verdict",
 })
-# The replay database is thrown away: durability buys nothing, and the page cache is
-# bounded (KiB, negative) so a 26-million-item case replays in bounded memory.
-_PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA foreign_keys=OFF",
-            "PRAGMA cache_size=-131072")
 _STATEMENT_MODELS: dict[str, type[ScanPredicate] | type[DeletionPredicate]] = {
     SCAN: ScanPredicate, DELETION: DeletionPredicate,
 }
@@ -543,7 +546,7 @@ class _Replayer:
                               "answers", at=ev)
         return int(challenge_id)
 
-    def load_manifest(self, manifest_path: Path | None) -> None:
+    def load_manifest(self, manifest_path: Path | None, items: ItemsLoad) -> None:
         manifest, ev = self.manifest, self.manifest_event
         if manifest is None or ev is None:
             return
@@ -551,7 +554,7 @@ class _Replayer:
             raise ReplayError(f"manifest {manifest.id} is active but no manifest file was "
                               "given", at=ev)
         try:
-            loaded = load_items(self.session, path=manifest_path, manifest_id=manifest.id)
+            loaded = items.result(self.session, manifest_path, manifest.id)
         except ManifestFileError as exc:
             raise ReplayError(str(exc), at=ev) from None
         if loaded.sha256 != manifest.file_sha256.hex():
@@ -610,20 +613,6 @@ def _verdict_at(
             as_of if as_of is not None else _time(chosen, chosen.body.get("at"), "at"))
 
 
-def _replay_engine(path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{path}")
-
-    @event.listens_for(engine, "connect")
-    def _throwaway(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        for pragma in _PRAGMAS:
-            cur.execute(pragma)
-        cur.close()
-
-    Base.metadata.create_all(engine)
-    return engine
-
-
 def replay_case(
     events: Sequence[ReplayEvent], *, envelopes: Mapping[str, bytes],
     manifest_path: Path | None, as_of_size: int, workdir: Path, version: int | None = None,
@@ -635,18 +624,31 @@ def replay_case(
     case_id = _check_order(events)
     version, as_of = _verdict_at(events, as_of_size, version, as_of)
     directory = Path(tempfile.mkdtemp(prefix="verdict-replay-", dir=workdir))
-    engine = _replay_engine(directory / "case.sqlite3")
+    engine = replay_engine(directory)
+    registered = [ev.body for ev in counted if ev.type == "manifest"]
+    items = ItemsLoad(directory, manifest_path, *(
+        (registered[-1].get("manifest"), registered[-1].get("count") or 0) if registered
+        else (None, 0)))
     try:
         with Session(engine) as session, session.begin():
+            started = time.perf_counter()
             replayer = _Replayer(session=session, case_id=case_id)
             for ev in counted:
                 replayer.apply(ev, envelopes)
-            replayer.load_manifest(manifest_path)
+            create_deferred_indexes(session)
+            replayed_at = time.perf_counter()
+            replayer.load_manifest(manifest_path, items)
+            loaded_at = time.perf_counter()
             report = compute_report(session, case_id=case_id, now=as_of)
+            log.debug("verdict replay of case %s: %d events in %.2f s, manifest items in "
+                      "%.2f s, verdict in %.2f s", case_id, len(counted),
+                      replayed_at - started, loaded_at - replayed_at,
+                      time.perf_counter() - loaded_at)
         predicate = verdict_predicate(report, version=version, log_size=as_of_size,
                                       now=as_of)
         return Replayed(report=report, predicate=predicate.to_predicate())
     finally:
+        items.cancel()
         engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -1,28 +1,57 @@
-"""The manifest's items for a replay: the registered file, streamed into a fresh database.
+"""The replay's throwaway SQLite database, and the manifest's items loaded into it.
 
-The import (evidence/manifests.py) checks every line, hashes each entry three times, builds
-the tree nodes and the filter; a replay needs only the rows the verdict reads. The file's
-SHA-256 must be the one the manifest event logged — which the examiner signed together
-with the root — so checking it proves the rows are the registered ones, and each line is
-only matched against the canonical entry expression (the one the import's reader uses)
-and written in batches: bounded memory at any size.
+The database is the project's schema (the models) with two changes that leave every query
+the same: ``manifest_items`` lives in a second database file ATTACHed to the first (SQLite
+resolves an unqualified table name in the attached databases when the main one has no
+such table), so a process of its own can load the items while the events are replayed;
+and the secondary index of ``deleted_items`` is built after the statements are recorded,
+one sort instead of a million random B-tree inserts.
+
+The items come from the registered file, streamed. The import (evidence/manifests.py)
+checks every line, hashes each entry three times, builds the tree nodes and the filter; a
+replay needs only the rows the verdict reads. The file's SHA-256 must be the one the
+manifest event logged — which the examiner signed together with the root — so checking it
+proves the rows are the registered ones; each line is only matched against the canonical
+entry expression (the one the import's reader uses). Bounded memory at any size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 from binascii import unhexlify
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.orm import Session
 
 from deletion_audit.core.manifest import ManifestError, parse_header
 from deletion_audit.core.manifest._format import BLOCK, ENTRY_LINE, MAX_LINE
+from deletion_audit.db import make_engine
 from deletion_audit.evidence import bulk
-from deletion_audit.evidence.manifests import KIND_BYTES
+from deletion_audit.models import Base, DeletedItem, ManifestItem
+from deletion_audit.models.manifests import KIND_CODES
 
 BATCH = 50_000
+# Below this many items a second process costs more than it saves.
+PARALLEL_FROM = 100_000
+ITEMS_SCHEMA = "items"
+# Durability buys nothing in a database thrown away after one verdict. The page cache is
+# a bound (KiB when negative), not an allocation: memory stays bounded at any case size.
+PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA foreign_keys=OFF",
+           "PRAGMA cache_size=-262144")
+_KINDS = {name.encode("ascii"): code for name, code in KIND_CODES.items()}
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+_ITEMS = _table(ManifestItem)
+_DEFERRED = tuple(_table(DeletedItem).indexes)
 
 
 class ManifestFileError(ValueError):
@@ -36,12 +65,52 @@ class LoadedManifest:
     sha256: str
 
 
+def _pragmas(dbapi_conn: Any, *extra: str) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in (*PRAGMAS, *extra):
+        cur.execute(pragma)
+    cur.close()
+
+
+def _items_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", lambda conn, _record: _pragmas(conn))
+    return engine
+
+
+def replay_engine(directory: Path) -> Engine:
+    """A fresh database in ``directory``, its items database attached."""
+    items = directory / "items.sqlite3"
+    items_engine = _items_engine(items)
+    _ITEMS.create(items_engine)
+    items_engine.dispose()
+    engine = make_engine(f"sqlite:///{directory / 'case.sqlite3'}")
+
+    @event.listens_for(engine, "connect")
+    def _attach(dbapi_conn: Any, _record: Any) -> None:
+        # make_engine's own listener ran first (WAL, foreign keys): these override it.
+        _pragmas(dbapi_conn)
+        dbapi_conn.execute(f"ATTACH DATABASE ? AS {ITEMS_SCHEMA}", (str(items),))
+
+    Base.metadata.create_all(engine, tables=[t for t in Base.metadata.sorted_tables
+                                             if t is not _ITEMS])
+    with engine.begin() as conn:
+        for index in _DEFERRED:
+            index.drop(conn)
+    return engine
+
+
+def create_deferred_indexes(session: Session) -> None:
+    for index in _DEFERRED:
+        index.create(session.connection())
+
+
 def load_items(session: Session, *, path: Path, manifest_id: int) -> LoadedManifest:
     """Insert the file's entries as ``manifest_items`` rows of ``manifest_id``; return its
     header, entry count and SHA-256 for the caller to hold against the logged ones."""
     hasher = hashlib.sha256()
     match = ENTRY_LINE.fullmatch
-    kinds = KIND_BYTES
+    kinds = _KINDS
     rows: list[bulk.ItemRow] = []
     ordinal = 0
     prev = b""
@@ -52,24 +121,19 @@ def load_items(session: Session, *, path: Path, manifest_id: int) -> LoadedManif
     except OSError as exc:
         raise ManifestFileError(f"{path}: cannot read the manifest file: {exc}") from None
     with stream:
-        while True:
-            block = stream.read(BLOCK)
-            if not block:
-                break
+        while block := stream.read(BLOCK):
             hasher.update(block)
             lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
             tail = lines.pop()
             if len(tail) > MAX_LINE:
                 raise ManifestFileError(f"{path}: line {ordinal + 2}: longer than {MAX_LINE} "
                                         "bytes")
-            start = 0
             if header is None and lines:
                 try:
-                    header = parse_header(lines[0])
+                    header = parse_header(lines.pop(0))
                 except ManifestError as exc:
                     raise ManifestFileError(f"{path}: {exc}") from None
-                start = 1
-            for raw in (lines[start:] if start else lines):
+            for raw in lines:
                 m = match(raw)
                 if m is None:
                     raise ManifestFileError(f"{path}: line {ordinal + 2}: not a canonical "
@@ -96,3 +160,66 @@ def load_items(session: Session, *, path: Path, manifest_id: int) -> LoadedManif
     bulk.insert_items(session, rows)
     return LoadedManifest(header=header.to_json_dict(), count=ordinal,
                           sha256=hasher.hexdigest())
+
+
+def _load_in_child(path: Path, items: Path, manifest_id: int) -> dict[str, Any]:
+    """The child process's work: load the items database, say what was loaded."""
+    engine = _items_engine(items)
+    try:
+        with Session(engine) as session, session.begin():
+            loaded = load_items(session, path=path, manifest_id=manifest_id)
+    except ManifestFileError as exc:
+        return {"error": str(exc)}
+    finally:
+        engine.dispose()
+    return {"header": loaded.header, "count": loaded.count, "sha256": loaded.sha256}
+
+
+class ItemsLoad:
+    """The manifest's items being loaded: by a child process from the start of the replay
+    (large manifests), or in the replay's own session when asked for (small ones).
+
+    The child is this module run by the same interpreter (not multiprocessing: a spawned
+    child would re-import the caller's main script, a forked one could inherit a threaded
+    server's held locks)."""
+
+    def __init__(self, directory: Path, path: Path | None, manifest_id: int | None,
+                 count: int) -> None:
+        self.path, self.manifest_id = path, manifest_id
+        self._process: subprocess.Popen[bytes] | None = None
+        if path is not None and manifest_id is not None and count >= PARALLEL_FROM:
+            self._process = subprocess.Popen(  # noqa: S603 - our own module, our arguments
+                [sys.executable, "-m", __name__, str(path), str(directory / "items.sqlite3"),
+                 str(manifest_id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self, session: Session, path: Path, manifest_id: int) -> LoadedManifest:
+        """The loaded manifest; ManifestFileError if the file is not a manifest."""
+        if self._process is None:
+            return load_items(session, path=path, manifest_id=manifest_id)
+        if (path, manifest_id) != (self.path, self.manifest_id):
+            raise RuntimeError(f"the items of manifest {self.manifest_id} are being loaded, "
+                               f"not those of {manifest_id}")
+        out, err = self._process.communicate()
+        code, self._process = self._process.returncode, None
+        try:
+            answer = json.loads(out)
+        except ValueError:
+            last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise ManifestFileError(f"{path}: loading the items failed (exit code {code}): "
+                                    f"{last[0]}") from None
+        if "error" in answer:
+            raise ManifestFileError(str(answer["error"]))
+        return LoadedManifest(header=answer["header"], count=answer["count"],
+                              sha256=answer["sha256"])
+
+    def cancel(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.communicate()
+            self._process = None
+
+
+if __name__ == "__main__":
+    _manifest, _items, _manifest_id = sys.argv[1:4]
+    sys.stdout.write(json.dumps(_load_in_child(Path(_manifest), Path(_items),
+                                               int(_manifest_id))))

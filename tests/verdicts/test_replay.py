@@ -252,6 +252,31 @@ class TestPeoplesStatementsReplay:
             logged.replay(events)
 
 
+class TestItemsLoadedByASecondProcess:
+    """Large manifests are loaded by a child process while the events replay."""
+
+    @pytest.fixture(autouse=True)
+    def _always_in_parallel(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("deletion_audit.verdicts.replay_store.PARALLEL_FROM", 1)
+
+    def test_the_same_verdict(self, case: Case, tmp_path: Path) -> None:
+        case.scan(present=case.digests[:2])
+        case.delete(case.digests[:1], minutes=1)
+        predicate = replayed(case, tmp_path)
+        assert predicate["items"] == {"total": 6, "present": 2, "deleted": 0, "unseen": 4}
+
+    def test_a_broken_manifest_file_is_named(self, case: Case, tmp_path: Path) -> None:
+        case.scan()
+        logged = Logged(case, tmp_path)
+        assert logged.manifest_path is not None
+        lines = logged.manifest_path.read_bytes().split(b"\n")
+        logged.manifest_path.write_bytes(b"\n".join([lines[0], lines[2], lines[1], *lines[3:]]))
+        with pytest.raises(ReplayError, match=r"\(manifest\): .*bundle-manifest.jsonl: line 3: "
+                           "entries are not strictly ascending"):
+            logged.replay()
+        assert list(tmp_path.glob("verdict-replay-*")) == []
+
+
 def _without(events: list[ReplayEvent], event_type: str, **match: Any) -> list[ReplayEvent]:
     """The events less the last one of ``event_type`` whose body has ``match``."""
     found = [e for e in events if e.type == event_type
