@@ -36,6 +36,7 @@ from deletion_audit.models.manifests import (
     ManifestNode,
     ManifestUpload,
 )
+from deletion_audit.models.notifications import Channel, OutboxMessage, Recipient
 from deletion_audit.models.obligations import (
     Document,
     DocumentContent,
@@ -44,6 +45,7 @@ from deletion_audit.models.obligations import (
     ObligationKind,
     ObligationState,
 )
+from deletion_audit.models.scheduling import Escalation, Finding, Judgment, SchedulerLease
 from deletion_audit.models.scopes import Binding, DataFlow, DataFlowKind, Scope, ScopeKind
 from deletion_audit.models.verdicts import (
     DeletedItem,
@@ -67,6 +69,7 @@ __all__ = [
     "CaseStatus",
     "Challenge",
     "ChallengeOrigin",
+    "Channel",
     "DataFlow",
     "DataFlowKind",
     "DeletedItem",
@@ -76,7 +79,10 @@ __all__ = [
     "DocumentContent",
     "DocumentState",
     "EnrollmentToken",
+    "Escalation",
     "Event",
+    "Finding",
+    "Judgment",
     "KeyRevocationReason",
     "LogCheckpoint",
     "LogIdentity",
@@ -94,13 +100,16 @@ __all__ = [
     "ObligationState",
     "OrgKind",
     "Organisation",
+    "OutboxMessage",
     "Party",
     "PartyRole",
     "PersonStatement",
+    "Recipient",
     "Refusal",
     "RequestNonce",
     "ScanItem",
     "ScanRecord",
+    "SchedulerLease",
     "Scope",
     "ScopeKind",
     "User",
