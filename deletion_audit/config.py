@@ -26,6 +26,18 @@ class Settings(BaseSettings):
     log_origin: str = DEFAULT_ORIGIN
     integrate_interval_seconds: float = 0.25
     integrate_batch: int = 50_000
+    # The scheduler: the leader's lease (renewed at a third of it), how often tick(now) and
+    # the notification sender run (seconds, transport clock).
+    scheduler_lease_seconds: float = Field(default=15.0, gt=0)
+    tick_interval_seconds: float = Field(default=30.0, gt=0)
+    send_interval_seconds: float = Field(default=5.0, gt=0)
+    # E-mail notifications (SMTP); webhooks need no setting. Without a host, e-mails wait.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "deletion-audit@localhost"
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
@@ -41,6 +53,10 @@ class Settings(BaseSettings):
                     "e.g. audit.example.gov.cn/log"
                 )
         return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
 
     @property
     def database_url(self) -> str:
