@@ -25,7 +25,7 @@ from http_message_signatures import (
     MappingKeyResolver,
     algorithms,
 )
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
@@ -142,21 +142,20 @@ def _public(agent: SignedBy) -> Ed25519PublicKey:
     return public_key_from_raw(agent.public_key)
 
 
-def _load_agent(ctx: AppContext, public_id: str) -> SignedBy:
+def _load_agent(ctx: AppContext, public_id: str, nonce: str) -> tuple[SignedBy, bool]:
+    """The agent, and whether it already used ``nonce`` — one query, as every signed
+    request starts here."""
+    used = exists().where(RequestNonce.agent_id == Agent.id, RequestNonce.nonce == nonce)
     with ctx.db.read() as session:
-        row = session.execute(
-            select(Agent).where(Agent.public_id == public_id)).scalar_one_or_none()
-    if row is None:
+        found = session.execute(
+            select(Agent.id, Agent.public_id, Agent.case_id, Agent.party_id, Agent.key_id,
+                   Agent.public_key, Agent.status, used.label("used"))
+            .where(Agent.public_id == public_id)).first()
+    if found is None:
         raise UnknownAgent(f"no agent {public_id!r} is enrolled here; enroll with a new token")
-    return SignedBy(id=row.id, public_id=row.public_id, case_id=row.case_id,
-                    party_id=row.party_id, key_id=row.key_id, public_key=row.public_key,
-                    status=AgentStatus(row.status))
-
-
-def _seen(ctx: AppContext, agent_id: int, nonce: str) -> bool:
-    with ctx.db.read() as session:
-        return session.execute(select(RequestNonce.id).where(
-            RequestNonce.agent_id == agent_id, RequestNonce.nonce == nonce)).first() is not None
+    return SignedBy(id=found.id, public_id=found.public_id, case_id=found.case_id,
+                    party_id=found.party_id, key_id=found.key_id, public_key=found.public_key,
+                    status=AgentStatus(found.status)), bool(found.used)
 
 
 def remember_nonce(session: Session, agent_id: int, nonce: str, now: datetime) -> None:
@@ -189,8 +188,8 @@ def authenticate(
         raise ClockSkew(f"the signature was created at {format_timestamp(created)}, more than "
                         f"{int(WINDOW.total_seconds())} s from the server's time; fix the "
                         "host clock", server_time=format_timestamp(now.replace(microsecond=0)))
-    agent = _load_agent(ctx, params.keyid)
-    if _seen(ctx, agent.id, params.nonce):
+    agent, used = _load_agent(ctx, params.keyid, params.nonce)
+    if used:
         raise Replayed("this request's nonce was already used")
     _verify(_Message(method=method, url=url, headers=headers), agent, body)
     if remember:
