@@ -211,10 +211,20 @@ def delete_command(config_path: Path, scope_id: str, yes: bool, as_json: bool) -
 @main.command("run")
 @_config_option
 @click.option("--once", is_flag=True, help="One cycle, then exit (for tests and cron).")
-def run_command(config_path: Path, once: bool) -> None:
+@click.option("--enroll-token", envvar="DELETION_AUDIT_AGENT_TOKEN", default=None,
+              help="Not enrolled yet: enroll with this token first, retrying until the server "
+              "answers (also from $DELETION_AUDIT_AGENT_TOKEN).")
+def run_command(config_path: Path, once: bool, enroll_token: str | None) -> None:
     """Heartbeat, run the server's tasks and send the outbox, forever."""
-    from deletion_audit_agent.daemon import run_forever
+    from deletion_audit_agent.daemon import enroll_until_answered, run_forever
 
+    with opened(config_path) as (config, state):
+        if state.enrollment is None:
+            if not enroll_token:
+                fail("this host is not enrolled: run `deletion-audit-agent enroll` or give "
+                     "`run --enroll-token TOKEN`")
+            enroll_until_answered(state, server=config.server, token=enroll_token,
+                                  backoff=config.backoff)
     with working(config_path) as agent:
         run_forever(agent, once=once)
 

@@ -17,9 +17,11 @@ from typing import Any
 from deletion_audit.core.errors import CoreError
 from deletion_audit.core.predicates import format_timestamp
 from deletion_audit_agent.agent import Agent, AgentError, utcnow
-from deletion_audit_agent.client import ClientError, Refused
+from deletion_audit_agent.client import Backoff, ClientError, Refused
 from deletion_audit_agent.config import ConfigError
+from deletion_audit_agent.enroll import enroll
 from deletion_audit_agent.scanning import ProofCheckError
+from deletion_audit_agent.state import State
 
 _RECOVERABLE = (ClientError, Refused, AgentError, ConfigError, ProofCheckError, CoreError,
                 OSError)
@@ -84,6 +86,27 @@ def cycle(agent: Agent) -> int:
             except _RECOVERABLE as exc:
                 log("task_failed", task=task.get("id"), error=str(exc))
     return interval
+
+
+def enroll_until_answered(state: State, *, server: str | None, token: str,
+                          backoff: Backoff) -> None:
+    """Enroll, retrying for as long as the server cannot be reached (a host often starts
+    before the network or the server does). A refusal is final: a token that is wrong,
+    spent or for another log will not become right by retrying."""
+    if not server:
+        raise ConfigError("`server` is not set in the configuration")
+    attempt = 0
+    while True:
+        try:
+            enrollment = enroll(state, server=server, token=token, backoff=backoff)
+        except ClientError as exc:
+            delay = max(backoff.base, backoff.delay(attempt))
+            log("enroll_failed", error=str(exc), retry_in=round(delay, 2))
+            time.sleep(delay)
+            attempt = min(attempt + 1, 16)
+            continue
+        log("enrolled", agent=enrollment.agent_id, case=enrollment.case_id)
+        return
 
 
 def run_forever(agent: Agent, *, once: bool = False) -> None:

@@ -34,7 +34,7 @@ from deletion_audit.config import Settings
 from deletion_audit.core import manifest as mf
 from deletion_audit.db import Database
 from deletion_audit.models import Attestation, DeletedItem
-from tests.functional.test_serve import Running, start_server, stop, wait_for
+from tests.functional.test_serve import Running, free_port, start_server, stop, wait_for
 from tests.support.evidence import examiner_key, write_signed
 from tests.support.log import LogEnv
 from tests.support.s3 import S3Server, s3_server
@@ -74,7 +74,7 @@ class HoldingProxy:
     """An HTTP proxy in front of the server that can hold the answers to statement
     submissions: the server stores the statement, the agent never hears back."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, port: int = 0) -> None:
         self.upstream = upstream
         self.hold = threading.Event()
         self.held = threading.Event()
@@ -113,7 +113,7 @@ class HoldingProxy:
             do_GET = _forward
             do_POST = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -465,6 +465,57 @@ class TestAgentEndToEnd:
         # Done: the next beat has no task left.
         again = agent(["run", "--once"], allowed, check=True)
         assert '"tasks": 0' in again.stderr
+
+    def test_run_enrolls_as_soon_as_the_server_answers(
+        self, setup: Setup, tmp_path: Path
+    ) -> None:
+        # The host starts before the server is reachable: `run` keeps trying to enroll.
+        port = free_port()
+        config = tmp_path / "agent.toml"
+        config.write_text(f'''
+server = "http://127.0.0.1:{port}"
+state_dir = "{tmp_path / "state"}"
+retry_attempts = 1
+retry_base_seconds = 0.05
+''')
+        lines: list[str] = []
+        token = {"DELETION_AUDIT_AGENT_TOKEN": issue_token(setup)}
+        proc = subprocess.Popen([*AGENT, "run", "--config", str(config)],
+                                env={**os.environ, **token},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                                  daemon=True)
+        reader.start()
+        proxy = None
+        try:
+            wait_for(lambda: sum('"event": "enroll_failed"' in ln for ln in lines) >= 2, 60,
+                     "two failed enrollment attempts")
+            assert proc.poll() is None, "run gave up instead of retrying"
+            assert status(config)["enrolled"] is False
+            proxy = HoldingProxy(setup.server.base, port=port)
+            wait_for(lambda: any('"event": "heartbeat"' in ln for ln in lines), 60,
+                     "the first heartbeat after enrolling")
+            info = status(config)
+            assert info["enrolled"] is True
+            assert {s["id"] for s in info["scopes"]} == set(setup.scope_ids)
+            assert any('"event": "enrolled"' in ln for ln in lines)
+        finally:
+            proc.kill()
+            proc.wait(10)
+            reader.join(10)
+            proc.stderr.close()
+            if proxy is not None:
+                proxy.close()
+        # A spent token is a refusal, not an outage: `run` stops at once and says why.
+        other = tmp_path / "other.toml"
+        other.write_text(config.read_text().replace(str(tmp_path / "state"),
+                                                    str(tmp_path / "state2"))
+                         .replace(str(port), setup.proxy.base.rsplit(":", 1)[1]))
+        spent = agent(["run", "--once", "--enroll-token", "x" * 20 + ".0123456789abcdef"],
+                      other)
+        assert spent.returncode == 1
+        assert "error:" in spent.stderr
 
     def test_outage_keeps_statements_until_the_server_is_back(
         self, setup: Setup, tmp_path: Path
