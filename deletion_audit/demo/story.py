@@ -509,13 +509,16 @@ class Story:
                              for step, seconds in self.say.durations())
         text = f"""# deletion-audit demo — {CASE_NUMBER}
 
-案件 {self.result.case_id}：{counts.images:,} 张合成人脸图片、{counts.videos:,} 个合成视频，
-{counts.people} 名合成人员（规模 {self.options.scale}，种子 {self.options.seed}）。
 裁决 / verdict: **{self.result.outcome}**（{OUTCOME_ZH.get(self.result.outcome, '')}）
 
-Case {self.result.case_id}: {counts.items:,} synthetic items of {counts.people} synthetic
-people (never real faces). The company's agent found the leftovers, deleted them and
-answered the prosecutor's challenges with clean scans; the verdict speaks for the declared
+案件 {self.result.case_id}：{counts.images:,} 张合成人脸图片、{counts.videos:,} 个合成视频，\
+{counts.people} 名合成人员（规模 {self.options.scale}，种子 {self.options.seed}），\
+从不使用真实人脸。公司的代理程序找到残留、删除，并以干净的扫描回应了检察官的挑战。裁决只针对已申报的范围；\
+公司自己运行的代理程序所做的扫描，是公司自己的陈述。
+
+Case {self.result.case_id}: {counts.items:,} synthetic items of {counts.people} synthetic \
+people (never real faces). The company's agent found the leftovers, deleted them and \
+answered the prosecutor's challenges with clean scans; the verdict speaks for the declared \
 scopes only, and a company-run agent's scan is the company's assertion.
 
 ## Written here
