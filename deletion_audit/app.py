@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -26,18 +25,16 @@ from deletion_audit.context import AppContext
 from deletion_audit.db import Database
 from deletion_audit.errors import AuditError
 from deletion_audit.evidence import endpoints as evidence_endpoints
-from deletion_audit.evidence import tasks as evidence_tasks
 from deletion_audit.hosts import endpoints as host_endpoints
 from deletion_audit.hosts.limits import BodyLimit
 from deletion_audit.identity import endpoints as identity_endpoints
 from deletion_audit.log import endpoints as log_endpoints
 from deletion_audit.log.identity import check_not_rolled_back, load_keys
 from deletion_audit.log.service import current_size
-from deletion_audit.log.tasks import integrate_pending
 from deletion_audit.metrics import Metrics
+from deletion_audit.scheduling.runner import JobRunner
 from deletion_audit.schemas import PUBLIC
 from deletion_audit.verdicts import endpoints as verdict_endpoints
-from deletion_audit.verdicts.tasks import recompute_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -67,38 +64,18 @@ def build_context(
                       metrics=Metrics(db, clock))
 
 
-def _start_jobs(ctx: AppContext) -> BackgroundScheduler:
-    # Fixed jobs in an in-memory store: nothing is pickled into the database, and a late or
-    # repeated run is harmless because each job does whatever is due (DESIGN: architecture).
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        integrate_pending, "interval", seconds=ctx.settings.integrate_interval_seconds,
-        kwargs={"db": ctx.db, "keys": ctx.keys, "settings": ctx.settings, "clock": ctx.clock},
-        id="integrator", max_instances=1, coalesce=True, misfire_grace_time=None,
-    )
-    scheduler.add_job(
-        evidence_tasks.housekeeping, "interval", minutes=10,
-        kwargs={"db": ctx.db, "settings": ctx.settings, "clock": ctx.clock},
-        id="housekeeping", max_instances=1, coalesce=True, misfire_grace_time=None,
-    )
-    scheduler.add_job(
-        recompute_verdicts, "interval", seconds=5,
-        kwargs={"db": ctx.db, "keys": ctx.keys, "clock": ctx.clock},
-        id="verdicts", max_instances=1, coalesce=True, misfire_grace_time=None,
-    )
-    scheduler.start()
-    return scheduler
-
-
 def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        scheduler = _start_jobs(ctx) if run_jobs else None
+        # The jobs run only while this instance leads (scheduling/runner.py).
+        runner = JobRunner(ctx) if run_jobs else None
+        if runner is not None:
+            runner.start()
         try:
             yield
         finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=True)
+            if runner is not None:
+                runner.shutdown()
 
     app = FastAPI(
         title="deletion-audit", version=__version__, lifespan=lifespan,

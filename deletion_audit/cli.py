@@ -15,6 +15,8 @@ from deletion_audit import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("deletion_audit.commands.server", "serve", "Run the API server."),
     "db": ("deletion_audit.commands.server", "db_group", "Database schema."),
+    "scheduler": ("deletion_audit.commands.scheduler", "scheduler",
+                  "Run the scheduled jobs alone (one instance leads)."),
     "log": ("deletion_audit.commands.log", "log_group", "The transparency log."),
     "keygen": ("deletion_audit.commands.keys", "keygen", "Generate an Ed25519 key pair."),
     "envelope": ("deletion_audit.commands.envelope", "envelope",

@@ -41,10 +41,14 @@ def db_upgrade(data_dir: Path | None, db_url: str | None) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--jobs/--no-jobs", default=True, show_default=True,
+              help="Run the scheduled jobs here too (while this instance leads); "
+              "--no-jobs leaves them to `deletion-audit scheduler`.")
 @db_options
-def serve(host: str, port: int, data_dir: Path | None, db_url: str | None) -> None:
-    """Run the API server (and its integrator). On a fresh embedded data directory it
-    migrates the database and initialises the log first."""
+def serve(host: str, port: int, jobs: bool, data_dir: Path | None, db_url: str | None) -> None:
+    """Run the API server and, unless --no-jobs, the scheduled jobs (tick, log integrator,
+    verdicts, notifications) while it holds the scheduler's lease. On a fresh embedded data
+    directory it migrates the database and initialises the log first."""
     import uvicorn
 
     from deletion_audit import migrations
@@ -66,7 +70,7 @@ def serve(host: str, port: int, data_dir: Path | None, db_url: str | None) -> No
         ctx = build_context(settings, db=db)
     except StartupRefused as exc:
         raise CliError(f"refusing to start: {exc}", exit_code=1) from None
-    app = create_app(ctx)
+    app = create_app(ctx, run_jobs=jobs)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"deletion-audit {settings.database_url}")
     click.echo(f"OpenAPI docs: http://{shown}:{port}/docs")
