@@ -233,6 +233,11 @@ def generate(root: Path, *, scale: str, seed: int, jobs: int | None = None) -> E
     """Write the evidence under ``root`` (in parallel processes), or reuse it when
     ``root`` already holds a complete set from the same seed and scale."""
     counts = counts_for(scale)
+    try:
+        import PIL  # noqa: F401 - drawing the faces needs it; say so before any work
+    except ImportError:
+        raise EvidenceError("drawing the synthetic faces needs Pillow: "
+                            "pip install 'deletion-audit[server,demo]'") from None
     items = tuple(plan(counts))
     wanted = _marker(seed, scale, counts)
     # Beside the tree, not in it: the examiner hashes every file under the root.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,14 @@ class TestGenerate:
         victim.write_bytes(b"cut short")
         assert not ev.generate(root, scale="0.01", seed=5, jobs=1).reused
         assert ev.iter_boxes(victim.read_bytes())
+
+    def test_without_pillow_it_says_what_to_install_and_writes_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "PIL", None)  # what `import PIL` finds uninstalled
+        with pytest.raises(ev.EvidenceError, match=r"pip install 'deletion-audit\[server,demo\]'"):
+            ev.generate(tmp_path / "evidence", scale="0.01", seed=5, jobs=1)
+        assert not (tmp_path / "evidence").exists()
 
     def test_the_subjects_table_names_every_file(self, tmp_path: Path) -> None:
         evidence = ev.generate(tmp_path / "evidence", scale="0.01", seed=5, jobs=1)
