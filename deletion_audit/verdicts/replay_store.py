@@ -42,8 +42,9 @@ PARALLEL_FROM = 100_000
 ITEMS_SCHEMA = "items"
 # Durability buys nothing in a database thrown away after one verdict. The page cache is
 # a bound (KiB when negative), not an allocation: memory stays bounded at any case size.
-PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA foreign_keys=OFF",
-           "PRAGMA cache_size=-262144")
+# Large pages (set before the first table) make bulk inserts about a fifth cheaper.
+PRAGMAS = ("PRAGMA page_size=65536", "PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
+           "PRAGMA foreign_keys=OFF", "PRAGMA cache_size=-262144")
 _KINDS = {name.encode("ascii"): code for name, code in KIND_CODES.items()}
 def _table(model: Any) -> Table:
     table: Table = model.__table__
