@@ -47,9 +47,10 @@ def scheduler(data_dir: Path | None, db_url: str | None) -> None:
     runner = JobRunner(ctx)
     runner.start()
     click.echo(f"deletion-audit scheduler {runner.holder} "
-               f"{'leading' if runner.is_leader else 'standing by'}", err=False)
+               f"{'leading' if runner.is_leader else 'standing by'}")
     try:
-        stop.wait()
+        while not stop.wait(1.0):
+            pass
     finally:
         runner.shutdown()
         db.dispose()
