@@ -32,6 +32,8 @@ from deletion_audit.log import endpoints as log_endpoints
 from deletion_audit.log.identity import check_not_rolled_back, load_keys
 from deletion_audit.log.service import current_size
 from deletion_audit.metrics import Metrics
+from deletion_audit.notifications import endpoints as notification_endpoints
+from deletion_audit.scheduling import endpoints as judgment_endpoints
 from deletion_audit.scheduling.runner import JobRunner
 from deletion_audit.schemas import PUBLIC
 from deletion_audit.verdicts import endpoints as verdict_endpoints
@@ -96,6 +98,8 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(host_endpoints.router)
     app.include_router(attestation_endpoints.router)
     app.include_router(verdict_endpoints.router)
+    app.include_router(judgment_endpoints.router)
+    app.include_router(notification_endpoints.router)
     app.include_router(bundle_endpoints.router)
     app.add_middleware(BodyLimit)
 

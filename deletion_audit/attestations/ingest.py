@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -142,6 +142,12 @@ class _Accepted:
 
 
 @dataclass(frozen=True)
+class _EarlierRefusal:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _Known:
     """What the store already holds about a statement and its places in the chain — its
     own earlier outcome, and who holds ``seq`` and ``seq - 1`` — read in one or two
@@ -150,7 +156,7 @@ class _Known:
     agent_id: int
     sid: str
     accepted: _Accepted | None
-    refused: Refusal | None
+    refused: _EarlierRefusal | None
     holders: dict[int, str]
 
     def earlier_outcome(self) -> Outcome | None:
@@ -168,31 +174,46 @@ class _Known:
         return self.holders.get(seq)
 
 
+# Built once, run with parameters: on this path, constructing a statement costs more than
+# running it. Seqs are a range, not an IN list (an expanding IN is compiled on every call);
+# an empty range is lo > hi.
+_ATT = cast(Table, Attestation.__table__).c
+_REF = cast(Table, Refusal.__table__).c
+_ACCEPTED = select(_ATT.statement_id, _ATT.agent_id, _ATT.seq, _ATT.leaf_hash,
+                   _ATT.received_at).where(or_(
+                       _ATT.statement_id == bindparam("sid"),
+                       and_(_ATT.agent_id == bindparam("agent_id"),
+                            _ATT.seq.between(bindparam("lo"), bindparam("hi")))))
+_REFUSED = select(_REF.statement_id, _REF.seq, _REF.code, _REF.status, _REF.body).where(
+    _REF.agent_id == bindparam("agent_id"),
+    or_(_REF.statement_id == bindparam("sid"),
+        and_(_REF.seq.between(bindparam("lo"), bindparam("hi")), _REF.code != "fork")),
+).order_by(_REF.id)
+_BOUND_SCOPE = select(Scope).join(Binding, Binding.scope_id == Scope.id).where(
+    Scope.id == bindparam("scope_id"), Binding.agent_id == bindparam("agent_id"),
+    Binding.unbound_at.is_(None))
+_INSERT_ATTESTATION = insert(cast(Table, Attestation.__table__)).returning(_ATT.id)
+
+
 def _lookup(session: Session, agent: Agent, parsed: _Parsed) -> _Known:
     seqs: list[int] = []
     if parsed.raw_seq is not None:
         seqs = [s for s in (parsed.raw_seq, parsed.raw_seq - 1) if s >= 0]
-    where = Attestation.statement_id == parsed.sid
-    if seqs:
-        where = or_(where, and_(Attestation.agent_id == agent.id, Attestation.seq.in_(seqs)))
-    rows = session.execute(select(
-        Attestation.statement_id, Attestation.agent_id, Attestation.seq,
-        Attestation.leaf_hash, Attestation.received_at).where(where)).all()
+    lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
+    rows = session.execute(_ACCEPTED, {"sid": parsed.sid, "agent_id": agent.id, "lo": lo,
+                                       "hi": hi}).all()
     accepted = next((_Accepted(*r) for r in rows if r.statement_id == parsed.sid), None)
     holders = {int(r.seq): str(r.statement_id) for r in rows
                if r.agent_id == agent.id and r.seq in seqs}
     missing = [s for s in seqs if s not in holders]
     refused = None
     if accepted is None or missing:
-        wanted = []
+        lo, hi = (min(missing), max(missing)) if missing else (1, 0)
+        refusals = session.execute(_REFUSED, {"agent_id": agent.id, "sid": parsed.sid,
+                                              "lo": lo, "hi": hi}).all()
         if accepted is None:
-            wanted.append(Refusal.statement_id == parsed.sid)
-        if missing:
-            wanted.append(and_(Refusal.seq.in_(missing), Refusal.code != "fork"))
-        refusals = session.execute(select(Refusal).where(
-            Refusal.agent_id == agent.id, or_(*wanted)).order_by(Refusal.id)).scalars().all()
-        refused = next((r for r in refusals if r.statement_id == parsed.sid), None) \
-            if accepted is None else None
+            refused = next((_EarlierRefusal(r.status, dict(r.body)) for r in refusals
+                            if r.statement_id == parsed.sid), None)
         for r in refusals:
             if r.seq in missing and r.code != "fork" and r.seq not in holders:
                 holders[r.seq] = r.statement_id
@@ -283,11 +304,8 @@ def _check_content(
 def _bound_scope(session: Session, agent: Agent, scope_ref: str) -> Scope:
     scope = None
     if scope_ref.isdigit():
-        scope = session.execute(
-            select(Scope).join(Binding, Binding.scope_id == Scope.id)
-            .where(Scope.id == int(scope_ref), Binding.agent_id == agent.id,
-                   Binding.unbound_at.is_(None))
-        ).scalars().first()
+        scope = session.execute(_BOUND_SCOPE, {"scope_id": int(scope_ref),
+                                               "agent_id": agent.id}).scalars().first()
     if scope is None:
         raise _Refuse(422, "unbound_scope", f"scope {scope_ref} is not bound to agent "
                       f"{agent.public_id}")
@@ -348,15 +366,23 @@ def _store(
         "challengeId": challenge.id if challenge else None,
         "envelopeSha256": hashlib.sha256(envelope).hexdigest(),
     }, now=now)
-    row = Attestation(
-        statement_id=parsed.sid, agent_id=agent.id, case_id=agent.case_id, seq=predicate.seq,
-        prev=predicate.prev, predicate_type=parsed.statement.predicate_type, scope_id=scope.id,
-        scan_id=scan.scan_id if scan else None, part=scan.part if scan else None,
-        challenge_id=challenge.id if challenge else None, envelope=envelope,
-        received_at=now, leaf_hash=leaf,
-    )
-    session.add(row)
-    _flush_once(session)
+    fields: dict[str, Any] = {
+        "statement_id": parsed.sid, "agent_id": agent.id, "case_id": agent.case_id,
+        "seq": predicate.seq, "prev": predicate.prev,
+        "predicate_type": parsed.statement.predicate_type, "scope_id": scope.id,
+        "scan_id": scan.scan_id if scan else None, "part": scan.part if scan else None,
+        "challenge_id": challenge.id if challenge else None, "envelope": envelope,
+        "received_at": now, "leaf_hash": leaf,
+    }
+    session.flush()  # the challenge claimed above goes first
+    try:
+        attestation_id = session.execute(_INSERT_ATTESTATION, fields).scalar_one()
+    except IntegrityError:
+        # The same statement (or seq) arrived twice at once; the retry gets the outcome.
+        raise ConcurrentSubmission("this statement (or its seq) is being stored by a "
+                                   "concurrent request; send it again") from None
+    # Not added to the session: the row is written; this object carries its facts on.
+    row = Attestation(id=attestation_id, **fields)
     try:
         record_statement(session, attestation=row, predicate=predicate,
                          challenge_id=challenge.id if challenge else None, now=now)

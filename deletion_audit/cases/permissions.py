@@ -38,6 +38,8 @@ class Action(StrEnum):
     REGISTER_MANIFESTS = "register_manifests"
     MATCH_MANIFESTS = "match_manifests"
     START_REVIEWS = "start_reviews"
+    MANAGE_NOTIFICATIONS = "manage_notifications"
+    READ_JUDGMENTS = "read_judgments"
     READ_VERDICTS = "read_verdicts"
     READ_ITEMS = "read_items"
     EXPORT_BUNDLES = "export_bundles"
@@ -105,6 +107,10 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     # agents authenticate themselves, the people who run agents fetch it.
     Action.MATCH_MANIFESTS: EXAMINERS | DATA_HOLDERS,
     Action.START_REVIEWS: frozenset({PROSECUTOR}),
+    # Who is told of findings, and where (addresses, webhook URLs): the prosecutor decides.
+    Action.MANAGE_NOTIFICATIONS: frozenset({PROSECUTOR}),
+    # The service's findings name agents and hosts: for those who handle evidence or data.
+    Action.READ_JUDGMENTS: frozenset({PROSECUTOR}) | EXAMINERS | DATA_HOLDERS,
     Action.READ_VERDICTS: ALL_ROLES,
     # Item rows carry digests, pseudonyms and location codes: the verdict's counts are for
     # every member, the rows only for those who handle the evidence or the data.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import http_sf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,7 +25,7 @@ from http_message_signatures import (
     MappingKeyResolver,
     algorithms,
 )
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import Table, bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
@@ -142,15 +142,25 @@ def _public(agent: SignedBy) -> Ed25519PublicKey:
     return public_key_from_raw(agent.public_key)
 
 
+_AGENTS = cast(Table, Agent.__table__).c
+_NONCES = cast(Table, RequestNonce.__table__)
+# Built once (constructing a statement costs more than running it on this path).
+_AGENT_AND_NONCE = select(
+    _AGENTS.id, _AGENTS.public_id, _AGENTS.case_id, _AGENTS.party_id, _AGENTS.key_id,
+    _AGENTS.public_key, _AGENTS.status,
+    exists().where(_NONCES.c.agent_id == _AGENTS.id,
+                   _NONCES.c.nonce == bindparam("nonce")).label("used"),
+).where(_AGENTS.public_id == bindparam("public_id"))
+_PRUNE_NONCES = delete(_NONCES).where(_NONCES.c.created_at < bindparam("cutoff"))
+_INSERT_NONCE = insert(_NONCES)
+
+
 def _load_agent(ctx: AppContext, public_id: str, nonce: str) -> tuple[SignedBy, bool]:
     """The agent, and whether it already used ``nonce`` — one query, as every signed
     request starts here."""
-    used = exists().where(RequestNonce.agent_id == Agent.id, RequestNonce.nonce == nonce)
     with ctx.db.read() as session:
-        found = session.execute(
-            select(Agent.id, Agent.public_id, Agent.case_id, Agent.party_id, Agent.key_id,
-                   Agent.public_key, Agent.status, used.label("used"))
-            .where(Agent.public_id == public_id)).first()
+        found = session.execute(_AGENT_AND_NONCE,
+                                {"public_id": public_id, "nonce": nonce}).first()
     if found is None:
         raise UnknownAgent(f"no agent {public_id!r} is enrolled here; enroll with a new token")
     return SignedBy(id=found.id, public_id=found.public_id, case_id=found.case_id,
@@ -161,10 +171,10 @@ def _load_agent(ctx: AppContext, public_id: str, nonce: str) -> tuple[SignedBy, 
 def remember_nonce(session: Session, agent_id: int, nonce: str, now: datetime) -> None:
     """Record a request's nonce in the caller's transaction (and prune those past the
     replay window); Replayed if it is already there."""
-    session.execute(delete(RequestNonce).where(RequestNonce.created_at < now - NONCE_RETENTION))
+    session.execute(_PRUNE_NONCES, {"cutoff": now - NONCE_RETENTION})
     try:
-        session.execute(insert(RequestNonce).values(agent_id=agent_id, nonce=nonce,
-                                                    created_at=now))
+        session.execute(_INSERT_NONCE, {"agent_id": agent_id, "nonce": nonce,
+                                        "created_at": now})
     except IntegrityError:
         # The same request raced itself: one of them is the replay.
         raise Replayed("this request's nonce was already used") from None
