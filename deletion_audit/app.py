@@ -36,6 +36,7 @@ from deletion_audit.notifications import endpoints as notification_endpoints
 from deletion_audit.scheduling import endpoints as judgment_endpoints
 from deletion_audit.scheduling.runner import JobRunner
 from deletion_audit.schemas import PUBLIC
+from deletion_audit.sessions import endpoints as session_endpoints
 from deletion_audit.verdicts import endpoints as verdict_endpoints
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(judgment_endpoints.router)
     app.include_router(notification_endpoints.router)
     app.include_router(bundle_endpoints.router)
+    app.include_router(session_endpoints.router)
     app.add_middleware(BodyLimit)
 
     @app.get("/healthz", openapi_extra=PUBLIC, tags=["ops"])

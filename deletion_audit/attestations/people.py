@@ -14,8 +14,8 @@ bearer token instead of a request signature. The checks, in order:
    ``wrong_key`` (403, it verifies with a key registered to someone else) or
    ``unknown_key`` (401);
 4. **predicate**: one people submit (``vendor``, ``custody`` v2, ``deidentify``) — the
-   ``session`` predicate is refused as ``not_yet_accepted`` (422: co-signed session records
-   arrive with the on-site sessions), any other as ``unknown_predicate`` (422); then its
+   ``session`` predicate is refused as ``session_record`` (422: session records are co-signed
+   through the session endpoints), any other as ``unknown_predicate`` (422); then its
    schema, strictly (422 ``bad_predicate``);
 5. **case**: a case the person is a member of (else 404 ``wrong_case``, exactly as the API
    answers for a case one cannot see) in a role the permission table allows for the
@@ -192,9 +192,9 @@ def _predicate(payload: bytes) -> tuple[str, PersonPredicate]:
         raise _Refuse(422, "bad_predicate", f"not an in-toto statement: {exc}") from None
     kind = statement.predicate_type
     if kind == SESSION:
-        raise _Refuse(422, "not_yet_accepted", "session records are co-signed through the "
-                      "on-site session endpoints, which are not available yet; this "
-                      "endpoint does not accept them")
+        raise _Refuse(422, "session_record", "a session record is built by the server and "
+                      "co-signed with POST /api/v1/cases/{id}/sessions/{sid}/signatures "
+                      "(deletion-audit session sign); this endpoint does not accept it")
     entry = _ACCEPTED.get(kind)
     if entry is None:
         accepted = ", ".join(sorted(_ACCEPTED))

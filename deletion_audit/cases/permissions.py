@@ -47,6 +47,11 @@ class Action(StrEnum):
     SUBMIT_VENDOR_STATEMENTS = "submit_vendor_statements"
     SUBMIT_CUSTODY_STATEMENTS = "submit_custody_statements"
     SUBMIT_DEIDENTIFY_STATEMENTS = "submit_deidentify_statements"
+    OPEN_SESSIONS = "open_sessions"
+    RUN_SESSIONS = "run_sessions"
+    READ_SESSIONS = "read_sessions"
+    SIGN_SESSIONS = "sign_sessions"
+    READ_SESSION_ITEMS = "read_session_items"
 
 
 PROSECUTOR: Role = (PartyRole.PROCURATORATE, CaseRole.PROSECUTOR)
@@ -127,6 +132,16 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.SUBMIT_VENDOR_STATEMENTS: frozenset({VENDOR}),
     Action.SUBMIT_CUSTODY_STATEMENTS: frozenset({CUSTODIAN}),
     Action.SUBMIT_DEIDENTIFY_STATEMENTS: EXAMINERS,
+    # On-site sessions (CASES.md case 5): the prosecutor opens one; the examiner's side
+    # enrolls its agent, challenges and builds the record; every member may read a record
+    # (it holds counts and a commitment only), and the participants listed in the session
+    # sign or refuse it (checked against the session, not this table). The item lists that
+    # open the commitment are court material.
+    Action.OPEN_SESSIONS: frozenset({PROSECUTOR}),
+    Action.RUN_SESSIONS: frozenset({PROSECUTOR}) | EXAMINERS,
+    Action.READ_SESSIONS: ALL_ROLES,
+    Action.SIGN_SESSIONS: ALL_ROLES,
+    Action.READ_SESSION_ITEMS: frozenset({PROSECUTOR}) | EXAMINERS,
 }
 
 # Actions whose endpoints come with later issues (agents, manifests, reviews, verdicts,

@@ -354,21 +354,89 @@ class KeyRegistrationPredicate(PredicateModel):
 # -- session ---------------------------------------------------------------------------
 
 
+class SessionParticipantEntry(PredicateModel):
+    """Who was there: a case member (by id), the role they hold in the case, their
+    organisation, and when they were told of the session."""
+
+    user_id: NonEmpty
+    role: Literal["prosecutor", "examiner", "company_officer", "witness"]
+    organisation: NonEmpty
+    notified_at: Timestamp
+
+
+class SessionScan(PredicateModel):
+    """One scan that answered a challenge of the session, and whose agent ran it."""
+
+    agent_id: NonEmpty
+    attested_by: Literal["examiner", "company"]
+    agent_build_digest: HexDigest | None
+    scan_id: NonEmpty
+    challenge_id: NonEmpty
+    coverage: NonEmpty | None
+    objects: Count
+    items_present: Count
+
+
+class SessionScope(PredicateModel):
+    """What the session found in one scope, and how the examiner's scan compares with the
+    company's own (items only one of them found)."""
+
+    scope_id: NonEmpty
+    spec_digest: HexDigest
+    scans: Annotated[list[SessionScan], Field(min_length=1)]
+    items_present: Count
+    found_by_examiner_only: Count
+    found_by_company_only: Count
+
+
+class EnvironmentCheck(PredicateModel):
+    """What the examiner checked on site: the machine inspected is the one declared. Host
+    facts only as SHA-256 (the record is public)."""
+
+    checked_by: NonEmpty
+    checked_at: Timestamp
+    host_matches_declared: bool
+    hostname_sha256: HexDigest | None = None
+    machine_id_sha256: HexDigest | None = None
+    volume_ids_sha256: list[HexDigest] = []
+    note: Annotated[str, StringConstraints(max_length=4096)] = ""
+
+
+class SessionSummary(PredicateModel):
+    """The plain-language text a participant reads before signing: part of the record, so
+    what they read is exactly what they sign."""
+
+    zh: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+    en: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
 class SessionPredicate(PredicateModel):
-    """An on-site verification record, co-signed by the prosecutor and the witnesses.
+    """An on-site verification record, co-signed by its participants (one DSSE envelope
+    with several signatures).
 
     Counts and a salted commitment only: the public tier checks every signature, the
-    court tier adds the item lists that open ``items_commitment``.
+    court tier adds the item lists that open ``items_commitment``
+    (``SHA-256(salt ‖ JCS(lists))``).
     """
 
     PREDICATE_TYPE: ClassVar[str] = SESSION
 
     case_id: NonEmpty
     session_id: NonEmpty
+    place: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    planned_at: Timestamp
+    sign_off: NonEmpty
+    """The rule that closes the session: ``all``, or terms like ``prosecutor+2-witnesses``."""
+    participants: Annotated[list[SessionParticipantEntry], Field(min_length=1)]
+    scopes: Annotated[list[SessionScope], Field(min_length=1)]
     scan_ids: Annotated[list[NonEmpty], Field(min_length=1)]
     objects_scanned: Count
     items_present: Count
     items_commitment: HexDigest
+    environment: EnvironmentCheck
+    remarks: Annotated[str, StringConstraints(max_length=8192)] = ""
+    summary: SessionSummary
+    outcome: Literal["clean", "findings"]
     started_at: Timestamp
     finished_at: Timestamp
 

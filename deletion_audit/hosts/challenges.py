@@ -22,20 +22,23 @@ ON_DEMAND_TTL = timedelta(minutes=15)
 
 def issue_challenge(
     session: Session, *, agent: Agent, scope_id: int, origin: ChallengeOrigin,
-    ttl: timedelta, issued_by: int | None, now: datetime,
+    ttl: timedelta, issued_by: int | None, now: datetime, session_id: int | None = None,
 ) -> Challenge:
     if not is_bound(session, agent_id=agent.id, scope_id=scope_id):
         raise NotFound(f"scope {scope_id} is not bound to agent {agent.public_id}")
     row = Challenge(case_id=agent.case_id, agent_id=agent.id, scope_id=scope_id,
                     nonce=secrets.token_hex(32), origin=origin.value, issued_at=now,
-                    expires_at=now + ttl, issued_by=issued_by)
+                    expires_at=now + ttl, issued_by=issued_by, session_id=session_id)
     session.add(row)
     session.flush()
-    log_event(session, "challenge", {
+    event = {
         "caseId": agent.case_id, "challengeId": row.id, "agentId": agent.public_id,
         "scopeId": scope_id, "nonce": row.nonce, "origin": origin.value,
         "expiresAt": format_timestamp(row.expires_at), "by": issued_by,
-    }, now=now)
+    }
+    if session_id is not None:
+        event["sessionId"] = session_id
+    log_event(session, "challenge", event, now=now)
     return row
 
 

@@ -33,6 +33,7 @@ from deletion_audit.models import (
     AgentStatus,
     Binding,
     EnrollmentToken,
+    OnSiteSession,
     Party,
     PartyRole,
     Scope,
@@ -85,6 +86,13 @@ def issue_token(
         missing = [s for s in wanted if s not in found]
         if missing:
             raise Unprocessable(f"case {case_id} has no scope(s) {missing}")
+    if session_id is not None:
+        onsite = session.get(OnSiteSession, session_id)
+        if onsite is None or onsite.case_id != case_id:
+            raise Unprocessable(f"case {case_id} has no session {session_id}")
+        outside = sorted(set(wanted) - set(onsite.scope_ids))
+        if outside:
+            raise Unprocessable(f"scope(s) {outside} are not inspected by session {session_id}")
     secret = secrets.token_urlsafe(32)
     row = EnrollmentToken(
         secret_hash=_secret_hash(secret), case_id=case_id, party_id=party.id,

@@ -47,6 +47,13 @@ from deletion_audit.models.obligations import (
 )
 from deletion_audit.models.scheduling import Escalation, Finding, Judgment, SchedulerLease
 from deletion_audit.models.scopes import Binding, DataFlow, DataFlowKind, Scope, ScopeKind
+from deletion_audit.models.sessions import (
+    OnSiteSession,
+    SessionOutcome,
+    SessionParticipant,
+    SessionSignature,
+    SessionState,
+)
 from deletion_audit.models.verdicts import (
     DeletedItem,
     DeletionRecord,
@@ -98,6 +105,7 @@ __all__ = [
     "Obligation",
     "ObligationKind",
     "ObligationState",
+    "OnSiteSession",
     "OrgKind",
     "Organisation",
     "OutboxMessage",
@@ -112,6 +120,10 @@ __all__ = [
     "SchedulerLease",
     "Scope",
     "ScopeKind",
+    "SessionOutcome",
+    "SessionParticipant",
+    "SessionSignature",
+    "SessionState",
     "User",
     "UserKey",
     "Verdict",

@@ -115,6 +115,8 @@ class Challenge(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     issued_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The on-site session that issued it (origin ``session``).
+    session_id: Mapped[int | None] = mapped_column(Integer)
     used_by_scan_id: Mapped[str | None] = mapped_column(String(256))
     judged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 

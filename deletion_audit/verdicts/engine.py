@@ -25,7 +25,9 @@ from deletion_audit.core.predicates import VENDOR
 from deletion_audit.models import (
     Agent,
     Binding,
+    CaseRole,
     Challenge,
+    ChallengeOrigin,
     DataFlow,
     DeletionRecord,
     KeyRevocationReason,
@@ -33,12 +35,16 @@ from deletion_audit.models import (
     Obligation,
     ObligationKind,
     ObligationState,
+    OnSiteSession,
     Party,
     PartyRole,
     PersonStatement,
     ScanItem,
     ScanRecord,
     Scope,
+    SessionParticipant,
+    SessionSignature,
+    SessionState,
     UserKey,
 )
 from deletion_audit.models.manifests import KIND_CODES, KIND_NAMES
@@ -64,13 +70,24 @@ EXAMINER_PARTIES = frozenset({PartyRole.FORENSIC_LAB.value, PartyRole.PROCURATOR
 _GRADE_RANK: dict[Grade, int] = {"company": 1, "examiner": 2, "witnessed": 3}
 
 
-def grade_of(party_role: str, challenge_origin: str) -> Grade:
-    """A scan's evidence grade. ``witnessed`` needs an on-site session co-signed by its
-    witnesses; sessions arrive with a later issue, which grades a scan whose challenge has
-    origin ``session`` here once its record is co-signed. Until then it is graded by whose
+def grade_of(party_role: str, challenge_origin: str, *, witnessed: bool = False) -> Grade:
+    """A scan's evidence grade: ``witnessed`` when it answered a challenge of an on-site
+    session that closed by its sign-off rule with witnesses' signatures; otherwise by whose
     agent ran it."""
-    del challenge_origin  # the hook for sessions (see above)
+    if witnessed and challenge_origin == ChallengeOrigin.SESSION.value:
+        return "witnessed"
     return "examiner" if party_role in EXAMINER_PARTIES else "company"
+
+
+def witnessed_sessions(session: Session, case_id: int) -> set[int]:
+    """Sessions closed by their sign-off rule with at least one witness's signature."""
+    return set(session.execute(
+        select(OnSiteSession.id)
+        .join(SessionSignature, SessionSignature.session_id == OnSiteSession.id)
+        .join(SessionParticipant, SessionParticipant.id == SessionSignature.participant_id)
+        .where(OnSiteSession.case_id == case_id,
+               OnSiteSession.state == SessionState.CLOSED.value,
+               SessionParticipant.role == CaseRole.WITNESS.value)).scalars())
 
 
 @dataclass(frozen=True)
@@ -107,8 +124,10 @@ def active_manifest(session: Session, case_id: int) -> Manifest | None:
 def _counted_scans(session: Session, case_id: int) -> list[_Scan]:
     present = (select(func.count()).where(ScanItem.scan_pk == ScanRecord.id)
                .correlate(ScanRecord).scalar_subquery())
+    witnessed = witnessed_sessions(session, case_id)
     rows = session.execute(
-        select(ScanRecord, Agent.public_id, Party.role, Challenge.origin, present)
+        select(ScanRecord, Agent.public_id, Party.role, Challenge.origin,
+               Challenge.session_id, present)
         .join(Agent, Agent.id == ScanRecord.agent_id)
         .join(Party, Party.id == Agent.party_id)
         .join(Challenge, Challenge.id == ScanRecord.challenge_id)
@@ -116,10 +135,11 @@ def _counted_scans(session: Session, case_id: int) -> list[_Scan]:
         .order_by(ScanRecord.finished_at, ScanRecord.id)
     ).all()
     return [_Scan(pk=scan.id, scope_id=scan.scope_id, read=ScanRead(
-        scan_id=scan.scan_id, agent_id=public_id, grade=grade_of(role, origin),
+        scan_id=scan.scan_id, agent_id=public_id,
+        grade=grade_of(role, origin, witnessed=session_id in witnessed),
         challenge_origin=origin, coverage=scan.coverage, objects=scan.objects,
         present=n, started_at=scan.started_at, finished_at=scan.finished_at))
-        for scan, public_id, role, origin, n in rows]
+        for scan, public_id, role, origin, session_id, n in rows]
 
 
 def _item_counts(session: Session, states: FromClause) -> ItemCounts:

@@ -278,10 +278,13 @@ class TestPredicateRefusals:
                               vendor.key)
         _refused(vendor.submit(signed), 422, "unknown_predicate")
 
-    def test_a_session_record_is_not_yet_accepted(self, world: World, vendor: Signer) -> None:
+    def test_a_session_record_goes_to_the_session_endpoints(
+        self, world: World, vendor: Signer
+    ) -> None:
         signed = sign_payload(statement_payload(SESSION, {"caseId": str(world.case_id)}),
                               vendor.key)
-        _refused(vendor.submit(signed), 422, "not_yet_accepted")
+        body = _refused(vendor.submit(signed), 422, "session_record")
+        assert "/signatures" in body["message"]
 
     def test_a_predicate_that_breaks_its_schema(self, world: World, vendor: Signer) -> None:
         signed = sign_payload(statement_payload(VENDOR, {

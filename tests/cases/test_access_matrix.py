@@ -27,11 +27,14 @@ from deletion_audit.cases.permissions import (
     describe_role,
     is_allowed,
 )
+from deletion_audit.core import dsse, keys
+from deletion_audit.core.b64 import b64decode, b64encode
 from deletion_audit.core.predicates import PredicateModel
 from deletion_audit.identity import service as people
 from deletion_audit.models import OrgKind, PartyRole
 from tests.conftest import T0
 from tests.support import evidence, statements
+from tests.support.agents import AgentClient, enroll_request
 from tests.support.evidence import SignedManifest, examiner_key, write_signed
 from tests.support.log import LogEnv
 from tests.support.world import World, add_agent
@@ -156,6 +159,29 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/v1/cases/{case_id}/export?tier=court", Action.EXPORT_BUNDLES),
     Endpoint("GET", "/api/v1/cases/{case_id}/export?tier=public",
              Action.EXPORT_PUBLIC_BUNDLES),
+    Endpoint("POST", "/api/v1/cases/{case_id}/sessions", Action.OPEN_SESSIONS,
+             special="open-session"),
+    Endpoint("GET", "/api/v1/cases/{case_id}/sessions", Action.READ_SESSIONS),
+    Endpoint("GET", "/api/v1/cases/{case_id}/sessions/{open_session}", Action.READ_SESSIONS),
+    Endpoint("POST", "/api/v1/cases/{case_id}/sessions/{open_session}/enrollment-tokens",
+             Action.RUN_SESSIONS, {}),
+    Endpoint("POST", "/api/v1/cases/{case_id}/sessions/{open_session}/challenges",
+             Action.RUN_SESSIONS, {}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/sessions/{recorded_session}/results",
+             Action.READ_SESSIONS),
+    Endpoint("POST", "/api/v1/cases/{case_id}/sessions/{recorded_session}/record",
+             Action.RUN_SESSIONS, {"environment": {"hostname": "nvr-01"}}),
+    Endpoint("GET", "/api/v1/cases/{case_id}/sessions/{recorded_session}/record",
+             Action.READ_SESSIONS),
+    Endpoint("GET", "/api/v1/cases/{case_id}/sessions/{recorded_session}/items",
+             Action.READ_SESSION_ITEMS),
+    # Every member of the matrix's session is one of its participants, so the table's
+    # answer is what each gets; a member who is not a participant is refused by the session
+    # itself (tests/sessions).
+    Endpoint("POST", "/api/v1/cases/{case_id}/sessions/{recorded_session}/signatures",
+             Action.SIGN_SESSIONS, special="co-sign"),
+    Endpoint("POST", "/api/v1/cases/{case_id}/sessions/{recorded_session}/refusals",
+             Action.SIGN_SESSIONS, {"reason": "未看到机器铭牌"}),
     Endpoint("POST", "/api/v1/attestations", Action.SUBMIT_VENDOR_STATEMENTS,
              special="vendor"),
     Endpoint("POST", "/api/v1/attestations", Action.SUBMIT_CUSTODY_STATEMENTS,
@@ -209,6 +235,56 @@ def _setup(world: World, client: TestClient) -> Setup:
     setup.ids["case_id"] = world.case_id
     setup.ids["respondent_party"] = world.parties[PartyRole.RESPONDENT]
     return setup
+
+
+def _setup_sessions(setup: Setup, client: TestClient) -> None:
+    """Two sessions every member of the case takes part in: one open with the examiner's
+    agent enrolled, one with a record built from that agent's scan."""
+    world, ids = setup.world, setup.ids
+    ids["session_signers"] = {
+        p.headers["Authorization"]: statements.Signer.register(client, p)
+        for p in world.people.values() if p.role is not None}
+    ids["session_body"] = {
+        "place": "某售楼处机房", "planned_at": "2026-03-05T01:30:00Z", "sign_off": "all",
+        "scope_ids": [ids["scope"]],
+        "participants": [{"user_id": p.user_id} for p in world.people.values()
+                         if p.role is not None]}
+    for name in ("open_session", "recorded_session"):
+        r = client.post(f"{world.url}/sessions", headers=world.prosecutor.headers,
+                        json=ids["session_body"])
+        assert r.status_code == 201, r.text
+        sid = ids[name] = r.json()["id"]
+        r = client.post(f"{world.url}/sessions/{sid}/enrollment-tokens",
+                        headers=world.examiner.headers, json={})
+        assert r.status_code == 201, r.text
+        key = keys.generate()
+        r = client.post("/api/v1/agents/enroll", json=enroll_request(r.json()["token"], key))
+        assert r.status_code == 201, r.text
+        agent = AgentClient(client=client, agent_id=r.json()["agent_id"], key=key,
+                            case_id=world.case_id)
+    r = client.post(f"{world.url}/sessions/{sid}/challenges", headers=world.examiner.headers,
+                    json={})
+    assert r.status_code == 201, r.text
+    [nonce] = [c["nonce"] for c in agent.get("/api/v1/agents/challenges").json()["challenges"]]
+    scope = client.get(f"{world.url}/scopes/{ids['scope']}",
+                       headers=world.prosecutor.headers).json()
+    signed = agent.sign_statement(agent.scan(seq=0, prev=None, scope=scope, challenge=nonce,
+                                             finished_at=T0))
+    assert agent.submit(signed).status_code == 201
+    r = client.post(f"{world.url}/sessions/{sid}/record", headers=world.examiner.headers,
+                    json={"environment": {"hostname": "nvr-01"}})
+    assert r.status_code == 201, r.text
+    ids["record"] = b64decode(r.json()["payload"])
+
+
+def _co_sign(client: TestClient, setup: Setup, headers: dict[str, str]) -> int:
+    ids = setup.ids
+    signer = ids["session_signers"].get(headers["Authorization"])
+    key = signer.key if signer is not None else keys.generate()
+    sig = key.sign(dsse.pae(dsse.IN_TOTO_PAYLOAD_TYPE, ids["record"]))
+    path = f"/api/v1/cases/{ids['case_id']}/sessions/{ids['recorded_session']}/signatures"
+    return client.post(path, headers=headers, json={
+        "kind": "dsse", "keyid": keys.key_id(key), "sig": b64encode(sig)}).status_code
 
 
 def _setup_manifests(setup: Setup, client: TestClient) -> None:
@@ -283,6 +359,12 @@ def _call(client: TestClient, endpoint: Endpoint, setup: Setup, role: Role | Non
           headers: dict[str, str]) -> int:
     if endpoint.special in STATEMENTS:
         return _statement(client, endpoint.special, setup, headers)
+    if endpoint.special == "co-sign":
+        return _co_sign(client, setup, headers)
+    if endpoint.special == "open-session":
+        path = endpoint.path.format(**setup.ids)
+        return client.post(path, headers=headers,
+                           json=setup.ids["session_body"]).status_code
     path = endpoint.path.format(**setup.ids)
     kwargs: dict[str, Any] = {"headers": headers}
     if endpoint.special == "manifest":
@@ -310,6 +392,8 @@ class TestAccessMatrix:
     ) -> None:
         with TestClient(create_app(env.ctx, run_jobs=False)) as client:
             setup = _setup(world, client)
+            if "/sessions" in endpoint.path:
+                _setup_sessions(setup, client)
             outcomes: dict[str, int] = {}
             # Denied roles first: a refused request must change nothing an allowed one needs.
             for role in sorted(ALL_ROLES, key=lambda r: is_allowed(endpoint.action, r)):

@@ -240,8 +240,20 @@ VALID: dict[str, dict[str, Any]] = {
         "scopeIds": ["scope-1"],
     },
     p.SESSION: {
-        "caseId": "case-1", "sessionId": "s-1", "scanIds": ["scan-1"], "objectsScanned": 10,
-        "itemsPresent": 0, "itemsCommitment": H3, "startedAt": T0, "finishedAt": T1,
+        "caseId": "case-1", "sessionId": "s-1", "place": "某售楼处机房", "plannedAt": T0,
+        "signOff": "prosecutor+2-witnesses",
+        "participants": [{"userId": "7", "role": "witness", "organisation": "区人大常委会",
+                          "notifiedAt": T0}],
+        "scopes": [{"scopeId": "scope-1", "specDigest": H1, "scans": [{
+            "agentId": "agent-1", "attestedBy": "examiner", "agentBuildDigest": H2,
+            "scanId": "scan-1", "challengeId": "4", "coverage": "complete", "objects": 10,
+            "itemsPresent": 0}], "itemsPresent": 0, "foundByExaminerOnly": 0,
+            "foundByCompanyOnly": 0}],
+        "scanIds": ["scan-1"], "objectsScanned": 10,
+        "itemsPresent": 0, "itemsCommitment": H3,
+        "environment": {"checkedBy": "5", "checkedAt": T0, "hostMatchesDeclared": True},
+        "summary": {"zh": "未发现清单所列数据。", "en": "No listed item was found."},
+        "outcome": "clean", "startedAt": T0, "finishedAt": T1,
     },
     p.SUMMARY: {
         "caseId": "case-1", "scopeId": "scope-1", "agentId": "agent-1", "scanId": "scan-1",
