@@ -41,8 +41,10 @@ def list_judgments(case_id: int, caller: CurrentUser, session: DbRead,
     rows, cursor = paginate(session, select(Judgment).where(Judgment.case_id == case_id),
                             key=Judgment.id, page=page, list_name="judgments")
     agent_ids = {r.agent_id for r in rows if r.agent_id is not None}
-    public = dict(session.execute(select(Agent.id, Agent.public_id).where(
-        Agent.id.in_(agent_ids))).tuples().all()) if agent_ids else {}
+    public: dict[int, str] = {}
+    for agent_id, public_id in session.execute(
+            select(Agent.id, Agent.public_id).where(Agent.id.in_(agent_ids))):
+        public[agent_id] = public_id
     return Page(items=[JudgmentRead(
         id=r.id, finding=r.finding,
         agent_id=public.get(r.agent_id) if r.agent_id is not None else None,
