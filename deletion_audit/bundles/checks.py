@@ -22,7 +22,7 @@ from deletion_audit.bundles.rederive import CaseEvent, rederive
 from deletion_audit.core import dsse, merkle
 from deletion_audit.core.b64 import b64decode
 from deletion_audit.core.canonical import parse_json
-from deletion_audit.core.checkpoint import Checkpoint
+from deletion_audit.core.checkpoint import Checkpoint, parse_checkpoint_text
 from deletion_audit.core.errors import CoreError
 from deletion_audit.core.keys import public_key_from_raw, raw_public
 from deletion_audit.core.leaves import Disclosure, Leaf, decode_leaf, opens
@@ -31,6 +31,7 @@ from deletion_audit.core.predicates import (
     VerdictPredicate,
 )
 from deletion_audit.core.statements import parse_statement, statement_id
+from deletion_audit.core.tlog_proof import parse_tlog_proof
 
 # Fields of the signed verdict left out of the comparison with the re-derived one. None: the
 # replay takes the version and the domain time from the logged verdict event, so even
@@ -371,6 +372,7 @@ class Checker:
             return None
         if event is not logged[-1]:
             self.problem("verdict", "the bundle's verdict is not the latest one it logs")
+        self._check_verdict_proof(event.index)
         if self.service_key is None:
             return None
         signed = self._statement(data, [self.service_key], layout.VERDICT, "verdict")
@@ -388,6 +390,29 @@ class Checker:
                                                   event.body.get("asOfLogSize")):
             self.problem("verdict", "the signed verdict and its logged event disagree")
         return predicate
+
+    def _check_verdict_proof(self, index: int) -> None:
+        """The verdict's event as a C2SP tlog-proof: the same leaf, the same checkpoint."""
+        if not (self.members.has(layout.VERDICT_PROOF) and self.members.has(
+                layout.VERDICT_LEAF)):
+            self.problem("verdict", f"the bundle has no {layout.VERDICT_PROOF} and "
+                         f"{layout.VERDICT_LEAF}")
+            return
+        assert self.checkpoint is not None  # noqa: S101 - checked before any proof
+        try:
+            proof = parse_tlog_proof(self.members.read(layout.VERDICT_PROOF).decode())
+            leaf = self.members.read(layout.VERDICT_LEAF)
+            merkle.verify_inclusion(merkle.leaf_hash(leaf), proof.index,
+                                    self.checkpoint.size, list(proof.hashes),
+                                    self.checkpoint.root_hash)
+            if parse_checkpoint_text(proof.checkpoint) != self.checkpoint:
+                raise CoreError("its checkpoint is not the bundle's")
+        except (CoreError, UnicodeDecodeError) as exc:
+            self.problem("inclusion_proof", f"{layout.VERDICT_PROOF}: {exc}")
+            return
+        if proof.index != index:
+            self.problem("verdict", f"{layout.VERDICT_PROOF} proves log index {proof.index}, "
+                         f"the verdict's event is at {index}")
 
     def check_summaries(self) -> None:
         count = 0

@@ -28,6 +28,7 @@ from deletion_audit.core.b64 import b64encode
 from deletion_audit.core.canonical import canonical_json
 from deletion_audit.core.leaves import Disclosure, disclosure_of
 from deletion_audit.core.predicates import format_timestamp
+from deletion_audit.core.tlog_proof import TlogProof
 from deletion_audit.errors import BadRequest, Conflict, NotFound
 from deletion_audit.log.identity import get_identity
 from deletion_audit.log.service import latest_checkpoint, node_reader
@@ -140,7 +141,7 @@ def write_bundle(session: Session, request: ExportRequest, out: IO[bytes]) -> Bu
     if request.tier is Tier.COURT:
         _write_envelopes(session, bundle, request.case_id, events)
     _write_manifest(session, bundle, request.case_id, size, request.tier)
-    _write_verdict(session, bundle, request.case_id, rows)
+    _write_verdict(session, bundle, request.case_id, rows, checkpoint)
     for event in events:
         if event.type == "summary":
             envelope = rebuild_envelope(session, body=event.body,
@@ -276,14 +277,23 @@ def _write_manifest(
 
 def _write_verdict(
     session: Session, bundle: _Bundle, case_id: int,
-    events: Mapping[int, tuple[str, Mapping[str, Any]]],
+    events: Mapping[int, tuple[str, Mapping[str, Any]]], checkpoint: LogCheckpoint,
 ) -> None:
-    """The latest verdict version whose event the bundle carries."""
-    logged = {str(body.get("envelopeSha256")) for event_type, body in events.values()
-              if event_type == "verdict"}
+    """The latest verdict version whose event the bundle carries, with that event's leaf
+    and a C2SP tlog-proof of it: the verdict's place in the log in a format any tlog tool
+    checks."""
+    logged = {str(body.get("envelopeSha256")): idx for idx, (event_type, body)
+              in events.items() if event_type == "verdict"}
     rows = session.execute(select(Verdict.envelope).where(Verdict.case_id == case_id)
                            .order_by(Verdict.version.desc())).scalars()
     for envelope in rows:
-        if layout.sha256_hex(envelope) in logged:
-            bundle.add(layout.VERDICT, envelope)
-            return
+        index = logged.get(layout.sha256_hex(envelope))
+        if index is None:
+            continue
+        bundle.add(layout.VERDICT, envelope)
+        leaf = session.execute(select(LogLeaf.data).where(LogLeaf.idx == index)).scalar_one()
+        proof = TlogProof(index=index, checkpoint=checkpoint.note, hashes=tuple(
+            merkle.inclusion_proof(index, checkpoint.size, node_reader(session))))
+        bundle.add(layout.VERDICT_LEAF, leaf)
+        bundle.add(layout.VERDICT_PROOF, proof.text().encode())
+        return

@@ -362,3 +362,35 @@ class TestConsistencyWindow:
         report = bundles.verify(path, Anchor(trusted_checkpoint=kept))
         assert report.problems == []
         assert report.exit is Exit.VERIFIED
+
+
+class TestVerdictProof:
+    def test_the_verdicts_tlog_proof_checks_with_the_core_verifier(
+            self, bundles: Bundles, court: Path) -> None:
+        from deletion_audit.core.tlog_proof import parse_tlog_proof
+
+        proof = parse_tlog_proof(read_member(court, layout.VERDICT_PROOF).decode())
+        leaf = read_member(court, layout.VERDICT_LEAF)
+        checkpoint = proof.verify(leaf, bundles.env.ctx.keys.verifier)
+        assert checkpoint.size == bundles.verify(court).log_size
+        assert decode_leaf(leaf).type == "verdict"
+
+    def test_a_tlog_proof_of_another_event(self, bundles: Bundles, court: Path) -> None:
+        events = _lines(read_member(court, layout.EVENTS))
+        other = next(line for line in events if _type(line) == "summary")
+        from deletion_audit.core.tlog_proof import TlogProof, parse_tlog_proof
+
+        original = parse_tlog_proof(read_member(court, layout.VERDICT_PROOF).decode())
+        forged = TlogProof(index=int(str(other["index"])), checkpoint=original.checkpoint,
+                           hashes=tuple(b64decode(str(h)) for h in other["proof"]))  # type: ignore[attr-defined]
+
+        def change(name: str, data: bytes) -> bytes:
+            if name == layout.VERDICT_PROOF:
+                return forged.text().encode()
+            if name == layout.VERDICT_LEAF:
+                return b64decode(str(other["leaf"]))
+            return data
+
+        report = bundles.verify(bundles.tamper(court, change=change, resign=True))
+        assert report.exit is Exit.FAILED
+        assert "verdict" in codes(report)
