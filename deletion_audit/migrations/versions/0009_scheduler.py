@@ -2,12 +2,10 @@
 notification recipients and the outbox
 
 Revision ID: 0009
-Revises: 0008 (0007 until 0008 is in the tree)
+Revises: 0008
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -15,9 +13,7 @@ from alembic import op
 from deletion_audit.models.base import UtcDateTime
 
 revision = "0009"
-# 0008 is written alongside this one; until it is in the tree this revision follows 0007,
-# so the history never has two heads.
-down_revision = "0008" if any(Path(__file__).parent.glob("0008_*.py")) else "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
