@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from datetime import timedelta
 
 from deletion_audit.bundles import layout
 from deletion_audit.bundles.layout import Tier
@@ -139,3 +140,21 @@ class TestSummaries:
         events = jsonl(read_member(path, layout.EVENTS))
         kinds = [leaf_of(e).type for e in events]
         assert kinds.count("summary") == 2
+
+
+class TestRevokedAgents:
+    def test_a_decommissioned_agent_flushing_its_outbox(self, bundles: Bundles) -> None:
+        """Statements ingest accepted after a decommissioning (the grace period) are
+        evidence: the revocation is bundled and the bundle verifies."""
+        case = bundles.case
+        case.scan(present=case.digests[:1])
+        r = case.client.post(f"{case.world.url}/agents/{case.agent.agent_id}/revoke",
+                             headers=case.world.prosecutor.headers,
+                             json={"kind": "decommissioned", "reason": "主机报废"})
+        assert r.status_code == 200, r.text
+        case.env.clock.advance(timedelta(minutes=5))
+        case.delete(case.digests[:1], minutes=-10)  # made before, sent after the revocation
+        report = bundles.verify(bundles.export(Tier.COURT))
+        assert report.problems == []
+        assert report.counts["revocations"] == 1
+        assert report.exit is Exit.NOT_VERIFIED
