@@ -196,3 +196,34 @@ class TestEscalation:
         with env.db.read() as session:
             [step] = session.execute(select(Escalation)).scalars()
         assert step.outcome == "resolved"
+
+
+class TestOverdueEscalation:
+    def _overdue(self, env: LogEnv, world: World, client: TestClient) -> int:
+        add_email(env, world, "prosecutor@procuratorate.example", step=1, after_hours=24,
+                  role="prosecutor")
+        oid = obligation(client, world, kind="document", title="整改回复", deadline=REPLY)
+        recompute(env, DUE + timedelta(seconds=1))
+        assert len(run(env, DUE + timedelta(seconds=2)).judgments) == 1
+        assert outbox(env) == []  # nobody at step 0
+        return oid
+
+    def test_sent_while_still_overdue(self, env: LogEnv, world: World,
+                                      client: TestClient) -> None:
+        self._overdue(env, world, client)
+        assert run(env, DUE + timedelta(hours=23)).escalations_sent == []
+        assert len(run(env, DUE + timedelta(hours=25)).escalations_sent) == 1
+        [(kind, subject, step)] = outbox(env)
+        assert (kind, step) == ("judgment.overdue", 1)
+        assert "义务「整改回复」已逾期" in subject
+
+    def test_resolved_once_waived(self, env: LogEnv, world: World,
+                                  client: TestClient) -> None:
+        oid = self._overdue(env, world, client)
+        r = client.post(f"{world.url}/obligations/{oid}/waive", headers=world.prosecutor.headers,
+                        json={"reason": "检察机关同意延期"})
+        assert r.status_code == 200, r.text
+        report = run(env, DUE + timedelta(hours=25))
+        assert report.escalations_sent == []
+        assert len(report.escalations_resolved) == 1
+        assert outbox(env) == []
