@@ -245,8 +245,9 @@ class Checker:
             last = line.index
             self._included(line, where)
             body = self._open(line, leaf, where)
+            # Events that name no case (a signer's key registration) may belong to it.
             if body is not None and self.case_id is not None \
-                    and _case_of(body) != self.case_id:
+                    and _case_of(body) not in (self.case_id, None):
                 self.problem("event", f"{where}: a {leaf.type} event of another case")
             self.events.append(_Event(line.index, leaf.type, body))
         self.counts["events"] = len(self.events)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from datetime import timedelta
 
 from deletion_audit.bundles import layout
 from deletion_audit.bundles.layout import Tier
 from deletion_audit.bundles.verify import Exit
-from deletion_audit.core import dsse
+from deletion_audit.core import dsse, keys
 from deletion_audit.core.b64 import b64decode
 from deletion_audit.core.leaves import Leaf, decode_leaf
 from tests.bundles.conftest import Bundles, codes, deleted_and_clean, jsonl, read_member
+from tests.support.statements import Signer, data_flow
 
 
 def leaf_of(line: dict[str, object]) -> Leaf:
@@ -158,3 +160,31 @@ class TestRevokedAgents:
         assert report.problems == []
         assert report.counts["revocations"] == 1
         assert report.exit is Exit.NOT_VERIFIED
+
+
+class TestPeoplesStatements:
+    def test_a_vendors_statement_and_its_key_travel_in_the_bundle(
+            self, bundles: Bundles) -> None:
+        """A statement signed by a person names their key: the bundle carries the key's
+        registration and verify checks the signature with it."""
+        case = bundles.case
+        deleted_and_clean(case)
+        flow = data_flow(case.client, case.world)
+        vendor = Signer.register(case.client, case.world["vendor-officer"])
+        signed = vendor.sign(vendor.vendor(case.world, flow_id=flow,
+                                           stated_at=case.env.clock.now()))
+        assert vendor.submit(signed).status_code == 201
+        path = bundles.export(Tier.COURT)
+        keys_logged = [json.loads(b64decode(str(line["leaf"])))["event"]["keyId"]
+                       for line in jsonl(read_member(path, layout.KEYS))]
+        assert vendor.key_id in keys_logged
+        report = bundles.verify(path)
+        assert report.problems == []
+        assert report.counts["envelopes"] == 4
+        # The vendor's envelope signed by another key: caught.
+        forged = dsse.sign(dsse.Envelope.from_json(signed.envelope).payload,
+                           dsse.IN_TOTO_PAYLOAD_TYPE, keys.generate()).to_json()
+        name = layout.envelope_path(layout.sha256_hex(signed.envelope))
+        tampered = bundles.tamper(path, change=lambda n, d: forged if n == name else d,
+                                  resign=True)
+        assert "envelope" in codes(bundles.verify(tampered))
