@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
 _CHUNK = 1 << 20
+# What a damaged zip raises on reading: a bad header or CRC, a broken deflate stream, a
+# truncated member, an unknown compression method.
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, zlib.error, EOFError, NotImplementedError,
+              RuntimeError)
 
 
 class BundleUnreadable(Exception):
@@ -21,7 +26,7 @@ class Members:
     def __init__(self, path: Path) -> None:
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except ZIP_ERRORS as exc:
             raise BundleUnreadable(f"{path} is not a readable zip: {exc}") from None
         names = [info.filename for info in self.zip.infolist()]
         self.names = set(names)
@@ -38,14 +43,14 @@ class Members:
     def _open(self, name: str) -> IO[bytes]:
         try:
             return self.zip.open(name)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        except ZIP_ERRORS as exc:
             raise BundleUnreadable(f"{name}: {exc}") from None
 
     def read(self, name: str) -> bytes:
         with self._open(name) as fh:
             try:
                 data = fh.read()
-            except (zipfile.BadZipFile, OSError) as exc:
+            except ZIP_ERRORS as exc:
                 raise BundleUnreadable(f"{name}: {exc}") from None
         self.digests[name] = (hashlib.sha256(data).hexdigest(), len(data))
         return data
@@ -59,7 +64,7 @@ class Members:
                     h.update(line)
                     size += len(line)
                     yield line
-            except (zipfile.BadZipFile, OSError) as exc:
+            except ZIP_ERRORS as exc:
                 raise BundleUnreadable(f"{name}: {exc}") from None
         self.digests[name] = (h.hexdigest(), size)
 
@@ -71,7 +76,7 @@ class Members:
                     h.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-            except (zipfile.BadZipFile, OSError) as exc:
+            except ZIP_ERRORS as exc:
                 raise BundleUnreadable(f"{name}: {exc}") from None
         self.digests[name] = (h.hexdigest(), size)
 
@@ -83,7 +88,7 @@ class Members:
                     while chunk := fh.read(_CHUNK):
                         h.update(chunk)
                         size += len(chunk)
-                except (zipfile.BadZipFile, OSError) as exc:
+                except ZIP_ERRORS as exc:
                     raise BundleUnreadable(f"{name}: {exc}") from None
             self.digests[name] = (h.hexdigest(), size)
         return self.digests[name]
@@ -98,7 +103,11 @@ class LazyEnvelopes(Mapping[str, bytes]):
         self._paths = dict(paths)
 
     def __getitem__(self, key: str) -> bytes:
-        return self._members.zip.read(self._paths[key])
+        path = self._paths[key]
+        try:
+            return self._members.zip.read(path)
+        except ZIP_ERRORS as exc:
+            raise BundleUnreadable(f"{path}: {exc}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._paths)

@@ -394,3 +394,24 @@ class TestVerdictProof:
         report = bundles.verify(bundles.tamper(court, change=change, resign=True))
         assert report.exit is Exit.FAILED
         assert "verdict" in codes(report)
+
+
+class TestDamagedZip:
+    def test_bytes_flipped_anywhere_in_the_zip_never_crash(
+            self, bundles: Bundles, court: Path, tmp_path: Path) -> None:
+        """Damage to the container itself (headers, compressed streams, the central
+        directory) is 'cannot verify' or 'fails', never a crash; it passes only where the
+        flipped byte is container metadata (a timestamp) and every file reads the same."""
+        raw = court.read_bytes()
+        with zipfile.ZipFile(court) as zf:
+            original = {n: zf.read(n) for n in zf.namelist()}
+        for n, at in enumerate(range(0, len(raw), max(1, len(raw) // 60))):
+            damaged = tmp_path / f"damaged-{n}.zip"
+            damaged.write_bytes(_flip(raw, at))
+            report = bundles.verify(damaged)
+            if report.exit is Exit.VERIFIED:
+                with zipfile.ZipFile(damaged) as zf:
+                    assert {m: zf.read(m) for m in zf.namelist()} == original, at
+                continue
+            assert report.exit in (Exit.FAILED, Exit.CANNOT_VERIFY), (at, report.problems)
+            assert report.problems, at
