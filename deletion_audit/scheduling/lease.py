@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import case, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,10 @@ def _take(session: Session, *, name: str, holder: str, now: datetime,
         update(SchedulerLease)
         .where(SchedulerLease.name == name,
                or_(SchedulerLease.holder == holder, SchedulerLease.expires_at <= now))
-        .values(holder=holder, expires_at=now + ttl)
+        .values(holder=holder, expires_at=now + ttl,
+                # A renewal keeps the time it was taken; a takeover starts anew.
+                acquired_at=case((SchedulerLease.holder == holder, SchedulerLease.acquired_at),
+                                 else_=now))
         .execution_options(synchronize_session=False))
     if result.rowcount:  # type: ignore[attr-defined]
         return True

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from deletion_audit.clock import FixedClock
+from deletion_audit.config import Settings
+from deletion_audit.db import Database
 from deletion_audit.models import Agent, Event, Judgment, LogLeaf, OutboxMessage
 from deletion_audit.notifications import service as notifications
 from deletion_audit.scheduling import lease
@@ -146,6 +149,33 @@ class TestSchedulerProcess:
         assert ids == sorted(queued)
 
 
+class TestAtLeastOnce:
+    def test_a_delivery_unconfirmed_when_its_sender_died_is_repeated_under_its_id(
+            self, env: LogEnv, world: World, tmp_path: Path,
+            started: list[Scheduler]) -> None:
+        add_agent(world)  # silent since T0: late and dark at the first tick
+        hold = threading.Event()
+        with webhook_receiver(hold=hold) as (url, received):
+            add_webhook(env, world, url)
+            first = Scheduler(env, tmp_path, "first")
+            started.append(first)
+            # The receiver has the first message; its sender dies before the answer.
+            wait_until(lambda: len(received.ids()) == 1, 30, "the first delivery")
+            first.kill()
+            hold.set()
+            [unconfirmed] = received.ids()
+            assert sent_ids(env) == set()
+            second = Scheduler(env, tmp_path, "second")
+            started.append(second)
+            wait_until(lambda: len(sent_ids(env)) == 2, 30, "both messages to be sent")
+            assert second.stop() == 0
+            ids = received.ids()
+        # The same message again, under the same id: a receiver keyed on it drops it.
+        assert ids.count(unconfirmed) == 2
+        assert set(ids) == sent_ids(env)
+        assert len(ids) == 3
+
+
 def _outbox(env: LogEnv) -> list[OutboxMessage]:
     with env.db.read() as session:
         return list(session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
@@ -205,3 +235,26 @@ class TestFailover:
             assert received.refused == []
         finally:
             env.db.dispose()
+
+
+@pytest.mark.slow
+class TestServeJobs:
+    def test_serve_leads_by_default_and_not_with_no_jobs(self, tmp_path: Path) -> None:
+        from tests.functional.test_serve import start_server, stop
+
+        variables = {k: v for k, v in os.environ.items() if not k.startswith("DELETION_AUDIT_")}
+        data = tmp_path / "data"
+        quiet = start_server(["--data-dir", str(data), "--no-jobs"], variables, tmp_path)
+        db = Database(Settings(data_dir=data).database_url)
+        try:
+            assert lease.current_holder(db, now=datetime.now(UTC)) is None
+            stop(quiet)
+            leading = start_server(["--data-dir", str(data)], variables, tmp_path)
+            holder = lease.current_holder(db, now=datetime.now(UTC))
+            assert holder is not None
+            assert f":{leading.proc.pid}:" in holder
+            stop(leading)
+            # A clean stop releases the lease.
+            assert lease.current_holder(db, now=datetime.now(UTC)) is None
+        finally:
+            db.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from deletion_audit.models import SchedulerLease
 from deletion_audit.scheduling import lease
 from tests.conftest import T0
 from tests.support.log import LogEnv
@@ -17,6 +18,8 @@ class TestLease:
         assert lease.acquire(env.db, holder="a", now=T0, ttl=TTL)
         assert lease.acquire(env.db, holder="a", now=T0 + timedelta(seconds=5), ttl=TTL)
         assert lease.current_holder(env.db, now=T0 + timedelta(seconds=19)) == "a"
+        with env.db.read() as session:
+            assert session.get_one(SchedulerLease, lease.LEASE_NAME).acquired_at == T0
 
     def test_a_standby_waits_while_the_lease_holds(self, env: LogEnv) -> None:
         assert lease.acquire(env.db, holder="a", now=T0, ttl=TTL)
@@ -30,6 +33,9 @@ class TestLease:
         assert not lease.acquire(env.db, holder="a", now=T0 + TTL + timedelta(seconds=1),
                                  ttl=TTL)
         assert lease.current_holder(env.db, now=T0 + TTL) == "b"
+        with env.db.read() as session:
+            row = session.get_one(SchedulerLease, lease.LEASE_NAME)
+        assert (row.acquired_at, row.expires_at) == (T0 + TTL, T0 + 2 * TTL)
 
     def test_a_release_hands_over_at_once(self, env: LogEnv) -> None:
         assert lease.acquire(env.db, holder="a", now=T0, ttl=TTL)

@@ -100,8 +100,11 @@ class WebhookLog:
 
 
 @contextmanager
-def webhook_receiver(secret: str = SECRET) -> Iterator[tuple[str, WebhookLog]]:
-    """A loopback endpoint that accepts only correctly signed deliveries."""
+def webhook_receiver(secret: str = SECRET, *, hold: threading.Event | None = None,
+                     ) -> Iterator[tuple[str, WebhookLog]]:
+    """A loopback endpoint that accepts only correctly signed deliveries; with ``hold``, it
+    records each delivery and then answers only once ``hold`` is set (a sender killed
+    meanwhile has delivered without knowing it)."""
     record = WebhookLog()
     verifier = Webhook(secret)
 
@@ -119,8 +122,13 @@ def webhook_receiver(secret: str = SECRET) -> Iterator[tuple[str, WebhookLog]]:
                 return
             with record.lock:
                 record.received.append((headers["webhook-id"], payload))
-            self.send_response(204)
-            self.end_headers()
+            if hold is not None:
+                hold.wait(60)
+            try:
+                self.send_response(204)
+                self.end_headers()
+            except OSError:
+                pass  # the sender is gone
 
         def log_message(self, format: str, *args: Any) -> None:
             return
