@@ -161,3 +161,17 @@ class TestConsistentWith:
                                str(bad))
         assert code == 1
         assert "not a checkpoint" in output
+
+
+class TestExportToStandardOutput:
+    def test_a_pipe_gets_the_zip(self, bundles: Bundles, tmp_path: Path) -> None:
+        deleted_and_clean(bundles.case)
+        settings = bundles.env.settings
+        result = CliRunner().invoke(main, [
+            "export", str(bundles.case.world.case_id), "--tier", "public", "-o", "-",
+            "--data-dir", str(settings.data_dir), "--db", settings.db_url])
+        assert result.exit_code == 0, result.output
+        out = tmp_path / "piped.zip"
+        out.write_bytes(result.stdout_bytes)
+        code, output = _verify(str(out), "--log-key", bundles.log_key, "--lang", "en")
+        assert code == 0, output
