@@ -84,6 +84,7 @@ from deletion_audit.verdicts.recording import (
     record_person_statement,
     record_statement,
 )
+from deletion_audit.verdicts.replay_sessions import SessionReplay, SessionReplayError
 from deletion_audit.verdicts.replay_store import (
     ItemsLoad,
     ManifestFileError,
@@ -99,7 +100,7 @@ log = logging.getLogger(__name__)
 # (their version and time say which verdict a log size stands for).
 REPLAYED_TYPES = frozenset({
     "party", "key-registration", "key-revocation", "manifest", "scope", "data-flow",
-    "binding", "challenge", "obligation", "acceptance", "attestation", "verdict",
+    "binding", "challenge", "obligation", "acceptance", "attestation", "verdict", "session",
 })
 _STATEMENT_MODELS: dict[str, type[ScanPredicate] | type[DeletionPredicate]] = {
     SCAN: ScanPredicate, DELETION: DeletionPredicate,
@@ -162,6 +163,8 @@ def events_of_case(session: Session, case_id: int) -> list[ReplayEvent]:
         if event_type == "key-registration" and body.get("subjectType") != "agent":
             continue
         if event_type == "attestation" and body.get("userId") is not None:
+            signers.add(str(body["keyId"]))
+        if event_type == "session" and body.get("action") == "signed":
             signers.add(str(body["keyId"]))
         out.append(ReplayEvent(index=int(idx), type=event_type, body=body))
     if signers:
@@ -226,6 +229,7 @@ class _Replayer:
     manifest: Manifest | None = None
     manifest_event: ReplayEvent | None = None
     clock: datetime | None = None
+    onsite: SessionReplay | None = None
 
     # Each handler writes one event's facts; a body missing a field raises KeyError,
     # which :meth:`apply` turns into a ReplayError naming the event.
@@ -236,7 +240,7 @@ class _Replayer:
             "key-revocation": self.key_revocation, "manifest": self.manifest_registered,
             "scope": self.scope, "data-flow": self.data_flow, "binding": self.binding,
             "challenge": self.challenge, "obligation": self.obligation,
-            "acceptance": self.acceptance,
+            "acceptance": self.acceptance, "session": self.onsite_session,
         }
         if "at" in ev.body:
             self.clock = _time(ev, ev.body["at"], "at")
@@ -385,7 +389,16 @@ class _Replayer:
             id=b["challengeId"], case_id=self.case_id,
             agent_id=self._agent(ev, b["agentId"]).pk, scope_id=self._scope(ev, b["scopeId"]),
             nonce=b["nonce"], origin=b["origin"], issued_at=self.now,
-            expires_at=_time(ev, b["expiresAt"], "expiresAt"), issued_by=b["by"]))
+            expires_at=_time(ev, b["expiresAt"], "expiresAt"), issued_by=b["by"],
+            session_id=b.get("sessionId")))
+
+    def onsite_session(self, ev: ReplayEvent) -> None:
+        if self.onsite is None:
+            self.onsite = SessionReplay(self.session, self.case_id)
+        try:
+            self.onsite.apply(ev.body, now=self.now, user_keys=self.user_keys)
+        except SessionReplayError as exc:
+            raise ReplayError(str(exc), at=ev) from None
 
     def _obligation(self, ev: ReplayEvent, expected: object = None) -> Obligation:
         row = self.session.get(Obligation, ev.body["obligationId"])
