@@ -28,7 +28,9 @@ from deletion_audit.notifications.destinations import DestinationRefused, check_
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 12
+# Backoff doubling from 5 s to an hour, then hourly: about three days of attempts, enough
+# for a receiver's weekend outage, before a message is given up as failed.
+MAX_ATTEMPTS = 80
 FIRST_BACKOFF = timedelta(seconds=5)
 MAX_BACKOFF = timedelta(hours=1)
 TIMEOUT_SECONDS = 10.0

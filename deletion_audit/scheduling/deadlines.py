@@ -18,6 +18,7 @@ from deletion_audit.core.predicates import format_timestamp
 from deletion_audit.models import (
     Case,
     CaseStatus,
+    Finding,
     Judgment,
     Obligation,
     ObligationState,
@@ -46,23 +47,20 @@ def overdue_in(verdict: Verdict | None, obligation_id: int) -> bool:
 
 def due_overdue(session: Session, *, now: datetime) -> list[Overdue]:
     """Obligations whose overdue finding is due at ``now`` and not yet judged."""
+    judged = (select(Judgment.id).where(
+        Judgment.obligation_id == Obligation.id, Judgment.finding == Finding.OVERDUE.value,
+        Judgment.since == Obligation.due_at).exists())
     rows = session.execute(
         select(Obligation.id, Obligation.case_id, Obligation.due_at)
         .join(Case, Case.id == Obligation.case_id)
         .where(Obligation.due_at.is_not(None), Obligation.due_at <= now,
                Obligation.state != ObligationState.WAIVED.value,
-               Case.status != CaseStatus.CLOSED.value)
+               Case.status != CaseStatus.CLOSED.value, ~judged)
         .order_by(Obligation.id)).all()
     candidates = [Overdue(oid, cid, due) for oid, cid, due in rows if due is not None]
-    if not candidates:
-        return []
-    judged = set(session.execute(select(Judgment.episode).where(
-        Judgment.obligation_id.in_({c.obligation_id for c in candidates}))).scalars())
     out = []
     verdicts: dict[int, Verdict | None] = {}
     for c in candidates:
-        if c.episode in judged:
-            continue
         if c.case_id not in verdicts:
             verdicts[c.case_id] = latest_verdict(session, case_id=c.case_id)
         verdict = verdicts[c.case_id]

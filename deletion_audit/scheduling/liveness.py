@@ -42,10 +42,15 @@ def due_silences(session: Session, *, now: datetime) -> list[Silence]:
     # then each agent's own interval.
     bound = now - timedelta(seconds=shortest * INTERVALS[Finding.LATE])
     seen = func.coalesce(Agent.last_seen_at, Agent.enrolled_at)
+    # An agent already judged dark for this silence has nothing more due: left out here,
+    # so agents dark for months cost nothing per tick.
+    judged_dark = (select(Judgment.id).where(
+        Judgment.agent_id == Agent.id, Judgment.finding == Finding.DARK.value,
+        Judgment.since == seen).exists())
     agents = session.execute(
         select(Agent).join(Case, Case.id == Agent.case_id)
         .where(Agent.status == AgentStatus.ACTIVE.value, seen <= bound,
-               Case.status != CaseStatus.CLOSED.value)
+               Case.status != CaseStatus.CLOSED.value, ~judged_dark)
         .order_by(Agent.id)).scalars().all()
     due = [Silence(agent.id, finding, last_sign_of_life(agent))
            for agent in agents for finding, n in INTERVALS.items()
