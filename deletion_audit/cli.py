@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "user": ("deletion_audit.commands.people", "user_group", "People."),
     "token": ("deletion_audit.commands.people", "token_group", "Personal access tokens."),
     "key": ("deletion_audit.commands.people", "key_group", "People's signing keys."),
+    "session": ("deletion_audit.commands.session", "session_group",
+                "On-site sessions: read and co-sign a record."),
     "demo": ("deletion_audit.commands.demo", "demo",
              "Tell case 1 end to end: evidence, case, agent, deletion, verdict, bundles."),
     "export": ("deletion_audit.commands.bundle", "export", "Export a case's evidence bundle."),
