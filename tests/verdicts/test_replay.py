@@ -186,6 +186,20 @@ class TestReplayMatchesTheSignedVerdict:
         assert again.predicate == first.signed
         assert second.assert_replays()["outcome"] == "verified"
 
+    def test_another_cases_events_are_not_selected(self, case: Case) -> None:
+        r = case.client.post("/api/v1/cases", headers=case.world.prosecutor.headers,
+                             json={"case_number": "(2025)浙0502民初88号", "title": "景区人脸"})
+        assert r.status_code == 201, r.text
+        other = r.json()["id"]
+        case.env.integrate()
+        with case.env.db.read() as session:
+            mine, theirs = events_of_case(session, case.world.case_id), events_of_case(
+                session, other)
+        assert {e.index for e in mine}.isdisjoint({e.index for e in theirs})
+        assert {e.type for e in theirs} == {"party"}
+        assert {"party", "manifest", "scope", "key-registration", "binding"} <= {
+            e.type for e in mine}
+
     def test_the_interface_the_exporter_calls(self, case: Case, tmp_path: Path) -> None:
         case.scan()
         logged = Logged(case, tmp_path)
