@@ -72,7 +72,7 @@ def submit(
             if isinstance(who, SignedBy):
                 # The request's nonce is recorded with the statement (one transaction).
                 remember_nonce(session, who.id, who.nonce, datetime.now(UTC))
-                outcome = ingest.ingest(session, agent_id=who.id, envelope=envelope, now=now)
+                outcome = ingest.ingest(session, agent=who, envelope=envelope, now=now)
             else:
                 outcome = people.ingest_person(session, user_id=who.user_id,
                                                envelope=envelope, now=now)

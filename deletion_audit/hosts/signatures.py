@@ -74,6 +74,8 @@ class SignedBy:
     key_id: str
     public_key: bytes
     status: AgentStatus
+    revoked_at: datetime | None = None
+    compromised_since: datetime | None = None
     nonce: str = ""
     """The request's nonce (for a caller that records it in its own transaction)."""
 
@@ -147,7 +149,7 @@ _NONCES = cast(Table, RequestNonce.__table__)
 # Built once (constructing a statement costs more than running it on this path).
 _AGENT_AND_NONCE = select(
     _AGENTS.id, _AGENTS.public_id, _AGENTS.case_id, _AGENTS.party_id, _AGENTS.key_id,
-    _AGENTS.public_key, _AGENTS.status,
+    _AGENTS.public_key, _AGENTS.status, _AGENTS.revoked_at, _AGENTS.compromised_since,
     exists().where(_NONCES.c.agent_id == _AGENTS.id,
                    _NONCES.c.nonce == bindparam("nonce")).label("used"),
 ).where(_AGENTS.public_id == bindparam("public_id"))
@@ -165,7 +167,8 @@ def _load_agent(ctx: AppContext, public_id: str, nonce: str) -> tuple[SignedBy, 
         raise UnknownAgent(f"no agent {public_id!r} is enrolled here; enroll with a new token")
     return SignedBy(id=found.id, public_id=found.public_id, case_id=found.case_id,
                     party_id=found.party_id, key_id=found.key_id, public_key=found.public_key,
-                    status=AgentStatus(found.status)), bool(found.used)
+                    status=AgentStatus(found.status), revoked_at=found.revoked_at,
+                    compromised_since=found.compromised_since), bool(found.used)
 
 
 def remember_nonce(session: Session, agent_id: int, nonce: str, now: datetime) -> None:
