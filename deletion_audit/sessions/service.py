@@ -42,7 +42,7 @@ from deletion_audit.models import (
     SessionState,
     UserKey,
 )
-from deletion_audit.sessions import errors
+from deletion_audit.sessions import errors, notices
 from deletion_audit.sessions.rules import RuleError, parse_rule
 from deletion_audit.verdicts.recording import mark_changed
 
@@ -119,6 +119,7 @@ def open_session(
         scopeIds=wanted, signOff=rule.text,
         participants=[{"userId": r.user_id, "role": r.role,
                        "notifiedAt": format_timestamp(r.notified_at)} for r in rows]), now=now)
+    notices.announce(session, sess=sess, roles={r.role for r in rows}, now=now)
     return Logged(row=sess, leaf_hash=leaf)
 
 

@@ -14,7 +14,7 @@ from deletion_audit.core.b64 import b64decode
 from deletion_audit.core.canonical import canonical_json
 from deletion_audit.core.predicates import SessionPredicate, expect_predicate
 from deletion_audit.core.statements import parse_statement
-from deletion_audit.models import Event, PartyRole
+from deletion_audit.models import Event, OutboxMessage, PartyRole, Recipient
 from tests.support.agents import AgentClient
 from tests.support.sessions import OnSite
 from tests.support.statements import Signer
@@ -52,6 +52,24 @@ class TestOpening:
         [opened] = _session_events(case)
         assert (opened["action"], opened["sessionId"], opened["signOff"]) == (
             "opened", sid, "prosecutor+2-witnesses")
+
+    def test_the_notice_is_queued_for_the_participants_roles(self, case: Case) -> None:
+        for role, address in (("witness", "deputy@example.org"),
+                              ("examiner", "lab@example.org")):
+            r = case.client.post(f"{case.world.url}/recipients",
+                                 headers=case.world.prosecutor.headers,
+                                 json={"role": role, "channel": "email", "address": address})
+            assert r.status_code == 201, r.text
+        onsite = OnSite.start(case, names=("prosecutor", "witness"))
+        sid = onsite.open(names=("prosecutor", "witness"), rule="all")
+        with case.env.db.read() as session:
+            queued = session.execute(select(OutboxMessage)).scalars().all()
+            addresses = {session.get_one(Recipient, m.recipient_id).address for m in queued}
+        assert addresses == {"deputy@example.org"}
+        [message] = queued
+        assert message.payload["data"]["sessionId"] == sid
+        assert "现场勘验" in message.subject
+        assert f"session sign {case.world.case_id}/{sid}" in message.body
 
     def test_short_notice_is_shown(self, case: Case) -> None:
         onsite = OnSite.start(case)
