@@ -11,7 +11,8 @@ signed before the clock starts (RFC 9421 signatures carry their own time and non
 figure is the server's, not the load generator's signing.
 
 Run from the repository root:
-    .venv/bin/python -m benchmarks.ingest [--per-client N] [--engine sqlite|postgresql|both]
+    .venv/bin/python -m benchmarks.ingest [--per-client N] [--workers N]
+        [--engine sqlite|postgresql|both]
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(url: str, data_dir: Path, workers: int
+                  ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks._bench_server", url,
-                             str(data_dir), str(port)],
+                             str(data_dir), str(port), str(workers)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -148,13 +150,13 @@ def _report(name: str, seconds: float, latencies: list[float], failures: int) ->
     return rate
 
 
-def run(engine: str, url: str, directory: Path, per_client: int) -> None:
+def run(engine: str, url: str, directory: Path, per_client: int, workers: int) -> None:
     engine_ = make_engine(url)
     upgrade(engine_)
     engine_.dispose()
     env = make_log_env(directory, url, FixedClock(datetime.now(UTC).replace(microsecond=0)))
     world = make_world(env)
-    proc, base = _start_server(url, directory)
+    proc, base = _start_server(url, directory, workers)
     try:
         with httpx.Client(base_url=base, timeout=30) as http:
             scope = declare_scope(http, world)
@@ -162,7 +164,8 @@ def run(engine: str, url: str, directory: Path, per_client: int) -> None:
                       for _ in range(CLIENTS)]
             t0 = time.perf_counter()
             prepared = [_prepare(http, a, scope, per_client) for a in agents]
-            print(f"{engine}: {CLIENTS} clients x {per_client} statements of "
+            print(f"{engine}, {workers} server process(es): {CLIENTS} clients x {per_client} "
+                  f"statements of "
                   f"{len(prepared[0][0].body)} bytes (signed in "
                   f"{time.perf_counter() - t0:.1f} s, before the clock starts)")
         base_s, base_lat, base_fail = _load(base, prepared, path=NOOP)
@@ -191,8 +194,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-client", type=int, default=500)
     parser.add_argument("--engine", choices=ENGINES, default="both")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (serve --workers)")
     args = parser.parse_args()
-    run_engines(args.engine, lambda engine, url, d: run(engine, url, d, args.per_client))
+    run_engines(args.engine,
+                lambda engine, url, d: run(engine, url, d, args.per_client, args.workers))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -147,3 +148,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse({"code": code, "message": str(exc.detail)},
                             status_code=exc.status_code)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``serve --workers N`` (uvicorn's factory): the
+    settings come from the environment (``DELETION_AUDIT_*``), which ``serve`` sets from its
+    own options before it starts the workers. Every worker may run the jobs; only the one
+    holding the scheduler's lease does."""
+    settings = Settings()
+    run_jobs = os.environ.get("DELETION_AUDIT_SERVE_JOBS", "1") == "1"
+    return create_app(build_context(settings), run_jobs=run_jobs)

@@ -6,12 +6,16 @@ when a read snapshot turns out to be stale. Within a process they queue on a loc
 engine's first, taken at that ``BEGIN`` and released when the connection goes back to the
 pool: SQLite's busy handler waits by sleeping in growing steps, so threads that meet on its
 lock lose up to tens of milliseconds each (ingest from 16 clients ran at a fifth of its
-rate). The busy timeout still covers other processes. PostgreSQL is production.
+rate). Processes sharing the file (``serve --workers``) queue on a ``flock`` beside it; the
+busy timeout still covers any other program. PostgreSQL is production.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +29,56 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _HOLDS_WRITE_LOCK = "deletion_audit.holds_write_lock"
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    write_lock = threading.Lock()
+class _WriterLock:
+    """One writer at a time: threads of this process queue on a lock, processes sharing the
+    database file (``serve --workers``) on an advisory ``flock`` of a file beside it — both
+    wake the next writer sooner than SQLite's busy handler, whose sleeps grow to 100 ms."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}.writer-lock" if database else None
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if not self._threads.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise TimeoutError("timed out waiting for the database's write lock")
+        if self._path is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._flock(self._fd)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    @staticmethod
+    def _flock(fd: int) -> None:
+        # Polled in short steps (0.25 ms doubling to 4 ms), bounded like SQLite's own wait:
+        # a blocking flock cannot time out, and a writer must never wait forever.
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        step = 0.00025
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("timed out waiting for the database's write lock "
+                                       "(another process holds it)") from None
+                time.sleep(step)
+                step = min(step * 2, 0.004)
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+def _configure_sqlite(engine: Engine, database: str | None) -> None:
+    write_lock = _WriterLock(database)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -46,8 +98,7 @@ def _configure_sqlite(engine: Engine) -> None:
             return
         # Not a thread-owned lock: a request may begin in one worker thread and commit in
         # another. A nested write in one thread times out as SQLite's own wait would.
-        if not write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise TimeoutError("timed out waiting for the database's write lock")
+        write_lock.acquire()
         conn.info[_HOLDS_WRITE_LOCK] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -69,7 +120,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, path if path and path != ":memory:" else None)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

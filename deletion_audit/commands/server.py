@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -44,8 +45,12 @@ def db_upgrade(data_dir: Path | None, db_url: str | None) -> None:
 @click.option("--jobs/--no-jobs", default=True, show_default=True,
               help="Run the scheduled jobs here too (while this instance leads); "
               "--no-jobs leaves them to `deletion-audit scheduler`.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes (one per core is a good start); writers to an embedded "
+              "SQLite database queue on a lock file beside it.")
 @db_options
-def serve(host: str, port: int, jobs: bool, data_dir: Path | None, db_url: str | None) -> None:
+def serve(host: str, port: int, jobs: bool, workers: int, data_dir: Path | None,
+          db_url: str | None) -> None:
     """Run the API server and, unless --no-jobs, the scheduled jobs (tick, log integrator,
     verdicts, notifications) while it holds the scheduler's lease. On a fresh embedded data
     directory it migrates the database and initialises the log first."""
@@ -70,8 +75,17 @@ def serve(host: str, port: int, jobs: bool, data_dir: Path | None, db_url: str |
         ctx = build_context(settings, db=db)
     except StartupRefused as exc:
         raise CliError(f"refusing to start: {exc}", exit_code=1) from None
-    app = create_app(ctx, run_jobs=jobs)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"deletion-audit {settings.database_url}")
     click.echo(f"OpenAPI docs: http://{shown}:{port}/docs")
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    if workers == 1:
+        uvicorn.run(create_app(ctx, run_jobs=jobs), host=host, port=port, log_config=None)
+        return
+    db.dispose()
+    # Each worker builds its own app from the environment (it must not inherit engines).
+    os.environ["DELETION_AUDIT_DATA_DIR"] = str(settings.data_dir)
+    if db_url is not None:
+        os.environ["DELETION_AUDIT_DB_URL"] = db_url
+    os.environ["DELETION_AUDIT_SERVE_JOBS"] = "1" if jobs else "0"
+    uvicorn.run("deletion_audit.app:app_from_environment", factory=True, workers=workers,
+                host=host, port=port, log_config=None)

@@ -145,6 +145,31 @@ class TestServeEmbedded:
 
 
 @pytest.mark.slow
+class TestServeWorkers:
+    def test_two_worker_processes_share_the_embedded_database(
+        self, tmp_path: Path, env: dict[str, str]
+    ) -> None:
+        data = tmp_path / "data"
+        running = start_server(["--data-dir", str(data), "--workers", "2"], env, tmp_path)
+        try:
+            def workers() -> list[str]:
+                out = subprocess.run(["pgrep", "-P", str(running.proc.pid)],
+                                     capture_output=True, text=True, check=False)
+                return out.stdout.split()
+
+            wait_for(lambda: len(workers()) >= 2, 30, "two worker processes")
+            # The jobs run in the worker holding the scheduler's lease: the grown tree is
+            # signed, once.
+            url = Settings(data_dir=data).database_url
+            assert grow_and_watch(url, running.base, 5) == 7
+            with httpx.Client(base_url=running.base) as http:
+                answers = [http.get("/api/v1/log/checkpoint").status_code for _ in range(20)]
+            assert answers == [200] * 20
+        finally:
+            stop(running)
+
+
+@pytest.mark.slow
 class TestServePostgres:
     def test_upgrade_init_serve(self, tmp_path: Path, env: dict[str, str], pg_db_url: str) -> None:
         db_url = pg_db_url
