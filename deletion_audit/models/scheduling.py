@@ -43,8 +43,9 @@ class Judgment(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     finding: Mapped[str] = mapped_column(String(16))
     episode: Mapped[str] = mapped_column(String(256), unique=True)
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
-    obligation_id: Mapped[int | None] = mapped_column(ForeignKey("obligations.id"))
+    # Indexed: each tick asks whether an agent's or obligation's episode is judged yet.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    obligation_id: Mapped[int | None] = mapped_column(ForeignKey("obligations.id"), index=True)
     # The instant the finding is about: the agent's last sign of life, the obligation's due.
     since: Mapped[datetime] = mapped_column(UtcDateTime())
     judged_at: Mapped[datetime] = mapped_column(UtcDateTime())

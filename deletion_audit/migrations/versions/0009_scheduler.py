@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("episode", name=op.f("uq_judgments_episode")),
     )
     op.create_index(op.f("ix_judgments_case_id"), "judgments", ["case_id"])
+    op.create_index(op.f("ix_judgments_agent_id"), "judgments", ["agent_id"])
+    op.create_index(op.f("ix_judgments_obligation_id"), "judgments", ["obligation_id"])
     op.create_table(
         "escalations",
         sa.Column("id", _BIG_ID, nullable=False),
