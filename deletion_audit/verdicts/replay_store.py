@@ -87,6 +87,12 @@ def replay_engine(directory: Path) -> Engine:
     items_engine.dispose()
     engine = make_engine(f"sqlite:///{directory / 'case.sqlite3'}")
 
+    @event.listens_for(engine, "connect", insert=True)
+    def _page_size(dbapi_conn: Any, _record: Any) -> None:
+        # Before make_engine's own listener: switching to WAL creates the file, and the
+        # page size is fixed from then on.
+        dbapi_conn.execute(PRAGMAS[0])
+
     @event.listens_for(engine, "connect")
     def _attach(dbapi_conn: Any, _record: Any) -> None:
         # make_engine's own listener ran first (WAL, foreign keys): these override it.
