@@ -60,7 +60,7 @@ def build_context(
 ) -> AppContext:
     """Open the database and check the instance's identity; raises StartupRefused."""
     db = db or Database(settings.database_url)
-    clock = clock or SystemClock()
+    clock = clock or SystemClock(settings.domain_clock_offset)
     with db.read() as session:
         keys = load_keys(session, settings)
         check_not_rolled_back(session, keys_=keys, checkpoint_path=settings.checkpoint_path)

@@ -3,6 +3,7 @@ outside development."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -38,9 +39,17 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "deletion-audit@localhost"
+    # Development only: the domain clock runs this far ahead of real time (ISO 8601, e.g.
+    # P30D), so the demo can show the month after; request signatures stay on real time.
+    domain_clock_offset: timedelta = timedelta(0)
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
+        if self.domain_clock_offset and self.environment != "development":
+            raise ValueError(
+                "DELETION_AUDIT_DOMAIN_CLOCK_OFFSET moves the domain clock (deadlines, "
+                "liveness, reviews): allowed in development only"
+            )
         if self.environment == "production":
             if self.db_url is None:
                 raise ValueError(
