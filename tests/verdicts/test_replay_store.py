@@ -1,0 +1,89 @@
+"""The replay's item loader: the registered manifest file streamed into the throwaway
+database, every way it can be the wrong file named with its line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from deletion_audit.core import manifest as mf
+from deletion_audit.models import ManifestItem
+from deletion_audit.verdicts.replay_store import (
+    ItemsLoad,
+    LoadedManifest,
+    ManifestFileError,
+    load_items,
+    replay_engine,
+)
+from tests.support.evidence import entries
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> tuple[Path, mf.ManifestSummary]:
+    path = tmp_path / "m.jsonl"
+    header = mf.ManifestHeader(case="(2024)沪03民特25号", count=0,
+                               created_at="2026-03-02T01:30:00Z")
+    return path, mf.write_manifest(path, header, entries(300)).summary
+
+
+def _load(tmp_path: Path, path: Path, *, parallel: bool = False) -> tuple[LoadedManifest, int]:
+    directory = tmp_path / "db"
+    directory.mkdir(exist_ok=True)
+    engine = replay_engine(directory)
+    items = ItemsLoad(directory, path, 7, 10**9 if parallel else 0)
+    try:
+        with Session(engine) as session, session.begin():
+            loaded = items.result(session, path, 7)
+            rows = session.execute(select(func.count()).select_from(ManifestItem)
+                                   .where(ManifestItem.manifest_id == 7)).scalar_one()
+        return loaded, rows
+    finally:
+        items.cancel()
+        engine.dispose()
+
+
+class TestLoadItems:
+    @pytest.mark.parametrize("parallel", [False, True], ids=["inline", "child"])
+    def test_every_entry_with_the_files_digest(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary], parallel: bool
+    ) -> None:
+        path, summary = manifest
+        loaded, rows = _load(tmp_path, path, parallel=parallel)
+        assert (loaded.count, rows, loaded.sha256) == (300, 300, summary.sha256)
+        assert loaded.header == summary.header.to_json_dict()
+
+    @pytest.mark.parametrize(("damage", "message"), [
+        (lambda d: d[:-1], "truncated: the last line has no newline"),
+        (lambda _: b"", "empty file: no header line"),
+        (lambda d: b"{}\n" + d.split(b"\n", 1)[1], "line 1: missing field"),
+        (lambda d: d.replace(b'"kind":"image"', b'"kind":"photo"', 1),
+         r"line \d+: not a canonical manifest entry"),
+        (lambda d: d + d.split(b"\n")[1] + b"\n", "line 302: entries are not strictly "
+         "ascending"),
+    ], ids=["truncated", "empty", "header", "entry", "order"])
+    def test_a_damaged_file_is_named_with_its_line(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary],
+        damage: Callable[[bytes], bytes], message: str,
+    ) -> None:
+        path, _ = manifest
+        path.write_bytes(damage(path.read_bytes()))
+        with pytest.raises(ManifestFileError, match=message):
+            _load(tmp_path, path)
+
+    def test_a_missing_file(self, tmp_path: Path) -> None:
+        engine = replay_engine(tmp_path)
+        with Session(engine) as session, pytest.raises(ManifestFileError, match="cannot read"):
+            load_items(session, path=tmp_path / "absent.jsonl", manifest_id=1)
+        engine.dispose()
+
+    def test_the_child_names_the_line_too(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+    ) -> None:
+        path, _ = manifest
+        path.write_bytes(path.read_bytes()[:-1])
+        with pytest.raises(ManifestFileError, match="truncated"):
+            _load(tmp_path, path, parallel=True)
