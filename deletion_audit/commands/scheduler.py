@@ -28,11 +28,11 @@ def scheduler(data_dir: Path | None, db_url: str | None) -> None:
     from deletion_audit.scheduling.runner import JobRunner
 
     settings = load_settings(data_dir, db_url)
-    configure_logging()
     db = Database(settings.database_url)
     if migrations.current_revision(db.engine) != migrations.head_revision(db.engine):
         raise CliError(f"the database at {settings.database_url} is not at the current "
                        f"schema: run `deletion-audit db upgrade` first")
+    configure_logging()
     try:
         ctx = build_context(settings, db=db)
     except StartupRefused as exc:

@@ -258,3 +258,14 @@ class TestServeJobs:
             assert lease.current_holder(db, now=datetime.now(UTC)) is None
         finally:
             db.dispose()
+
+
+class TestSchedulerErrors:
+    def test_a_database_not_at_the_schema_is_refused_in_one_line(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        out = subprocess.run([*CLI, "scheduler", "--data-dir", str(tmp_path), "--db", url],
+                             capture_output=True, text=True, check=False, timeout=60)
+        assert out.returncode == 1
+        [line] = out.stderr.strip().splitlines()
+        assert "not at the current schema" in line
+        assert "deletion-audit db upgrade" in line
