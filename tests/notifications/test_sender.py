@@ -5,9 +5,12 @@ destinations — on both engines."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from deletion_audit.config import Settings
@@ -138,7 +141,17 @@ class TestWebhook:
         assert send_pending(env.db, settings=settings_for(env), now=later).sent == []
 
 
+NON_PUBLIC = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
+              "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10"]
+
+
 class TestDestinations:
+    @given(st.sampled_from(NON_PUBLIC).flatmap(lambda net: st.ip_addresses(network=net)))
+    def test_no_non_public_address_passes(self, address: IPv4Address | IPv6Address) -> None:
+        host = f"[{address}]" if address.version == 6 else str(address)
+        with pytest.raises(DestinationRefused):
+            check_url(f"https://{host}:8443/hook", development=False)
+
     @pytest.mark.parametrize("url", [
         "https://127.0.0.1/hook", "https://10.1.2.3/hook", "https://192.168.0.9/x",
         "https://[::1]/x", "https://169.254.169.254/latest", "https://localhost/x",
