@@ -78,8 +78,10 @@ def _send_email(message: OutboxMessage, recipient: Recipient, settings: Settings
 
 def webhook_body(message: OutboxMessage, now: datetime) -> str:
     """The Standard Webhooks payload: ``type``, ``timestamp`` and ``data``."""
-    return json.dumps({"type": message.payload["type"], "timestamp": now.isoformat(),
-                       "data": {**message.payload["data"], "step": message.payload["step"],
+    payload = message.payload
+    return json.dumps({"type": payload.get("type", "notification"),
+                       "timestamp": now.isoformat(),
+                       "data": {**payload.get("data", {}), "step": payload.get("step", 0),
                                 "subject": message.subject, "text": message.body}},
                       ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
@@ -131,6 +133,12 @@ def send_pending(db: Database, *, settings: Settings, now: datetime,
             error, permanent = exc.message, True
         except DeliveryFailed as exc:
             error = str(exc)
+        except Exception as exc:
+            # A bug must not stall the queue behind one message: it is retried like a
+            # failed delivery, and logged with its traceback.
+            log.exception("notification could not be sent",
+                          extra={"message_id": message.message_id})
+            error = f"{type(exc).__name__}: {exc}"
         with db.write() as session:
             row = session.get_one(OutboxMessage, message.id)
             row.attempts += 1

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from deletion_audit.config import Settings
 from deletion_audit.errors import Unprocessable
-from deletion_audit.models import OutboxMessage
+from deletion_audit.models import OutboxMessage, Recipient
 from deletion_audit.notifications import service as notifications
 from deletion_audit.notifications.destinations import DestinationRefused, check_url
 from deletion_audit.notifications.sender import send_pending
@@ -98,6 +98,24 @@ class TestEmail:
                 queued.message_id]
             assert send_pending(env.db, settings=settings, now=later).sent == []
             assert len(smtp.messages()) == 1
+
+
+    def test_one_message_that_cannot_be_built_does_not_stall_the_others(
+            self, env: LogEnv, world: World, tmp_path: Path) -> None:
+        # A row written past the recipient checks (a header break in the address).
+        with env.db.write() as session:
+            session.add(Recipient(case_id=world.case_id, role="prosecutor", channel="email",
+                                  address="a@example.org\nBcc: x@example.org", step=0,
+                                  after_hours=0, created_at=T0))
+        recipient(env, world, "email", "prosecutor@procuratorate.example")
+        broken, good = late_agent(env, world)
+        with smtp_server(tmp_path) as smtp:
+            report = send_pending(env.db, settings=settings_for(env, smtp_port=smtp.port),
+                                  now=real_now())
+            assert report.retrying == [broken.message_id]
+            assert report.sent == [good.message_id]
+            assert len(smtp.messages()) == 1
+        assert (rows(env)[0].last_error or "").startswith("ValueError")
 
 
 class TestWebhook:
