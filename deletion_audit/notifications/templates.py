@@ -68,6 +68,8 @@ def render(finding: str, context: Mapping[str, object], *, step: int) -> tuple[s
                f"{template.subject_en.format_map(context)}")
     if step:
         subject = ESCALATION_ZH.format(step=step) + ESCALATION_EN.format(step=step) + subject
+    # One line whatever a case title holds: a line break would end the e-mail header.
+    subject = " ".join(subject.split())
     body = (f"{template.body_zh.format_map(context)}\n\n——\n\n"
             f"{template.body_en.format_map(context)}\n")
     return subject, body
