@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from deletion_audit.bundles import layout
+from deletion_audit.bundles import layout, sessions
 from deletion_audit.bundles.layout import BundleIndex, EventLine, Tier, decode_event_line
 from deletion_audit.bundles.manifest_check import ManifestJob as _ManifestJob
 from deletion_audit.bundles.reading import LazyEnvelopes, Members
@@ -440,6 +440,21 @@ class Checker:
                 self.problem("summary", f"{path} and its logged event disagree")
             count += 1
         self.counts["summaries"] = count
+
+    def check_sessions(self) -> list[sessions.BundledSession]:
+        """Each on-site session record: its co-signatures against the participants' logged
+        key registrations and its sign-off rule; in a court bundle, that it is the record
+        the session logged and that its item lists open its commitment."""
+        logged = None
+        if self.tier is Tier.COURT:
+            logged = {str(e.body.get("recordDigest")) for e in self.events
+                      if e.type == "session" and e.body is not None
+                      and e.body.get("action") == "recorded"}
+        found = sessions.check_sessions(self.members, keys=self.keys, case_id=self.case_id,
+                                        tier=self.tier, logged_records=logged,
+                                        problem=self.problem)
+        self.counts["sessions"] = len(found)
+        return found
 
     def check_chains(self) -> None:
         """Each agent's statements, numbered and linked: a gap or a broken link means a

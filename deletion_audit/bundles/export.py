@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deletion_audit.bundles import layout
+from deletion_audit.bundles import layout, sessions
 from deletion_audit.bundles.layout import BundleIndex, EventLine, IndexEntry, Tier
 from deletion_audit.bundles.rederive import CaseEvent, events_of_case, write_manifest_file
 from deletion_audit.core import dsse, keys, merkle
@@ -134,6 +134,8 @@ def write_bundle(session: Session, request: ExportRequest, out: IO[bytes]) -> Bu
     # People who signed statements of the case name their key in the event.
     key_ids.update(str(e.body["keyId"]) for e in events
                    if e.type in layout.ENVELOPE_EVENTS and e.body.get("keyId"))
+    # Participants who co-signed a session record: their keys' registrations.
+    key_ids.update(sessions.signer_key_ids((e.type, e.body) for e in events))
     member = bundle.member(layout.KEYS)
     _write_events(session, member, _key_event_indices(session, key_ids, size), size,
                   Tier.PUBLIC)
@@ -147,6 +149,8 @@ def write_bundle(session: Session, request: ExportRequest, out: IO[bytes]) -> Bu
             envelope = rebuild_envelope(session, body=event.body,
                                         service_key=request.service_key)
             bundle.add(layout.summary_path(layout.sha256_hex(envelope)), envelope)
+    sessions.write_sessions(session, case_id=request.case_id, size=size, tier=request.tier,
+                            add=bundle.add)
     index = BundleIndex(
         tier=request.tier, case_id=case.id, case_number=case.case_number,
         origin=identity.origin, log_size=size, exported_at=format_timestamp(request.now),

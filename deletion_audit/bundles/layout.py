@@ -15,6 +15,9 @@ A bundle is a zip (zip64 when large) holding:
 - ``verdict/envelope.json``: the latest service-signed verdict; ``verdict/leaf`` and
   ``verdict/tlog-proof``: its logged event and a C2SP tlog-proof of it;
 - ``summaries/<sha256>.json``: the service-signed, counts-only summaries of scans;
+- ``sessions/<id>/envelope.json``: each on-site session's record with its co-signatures,
+  and ``sessions/<id>/items.json`` (court) the item lists that open its commitment
+  (bundles/sessions.py);
 - ``index.json``: a DSSE envelope, signed by the service key, whose payload lists every
   other file with its SHA-256 and size.
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from deletion_audit.bundles.sessions import BundledSession
 from deletion_audit.bundles.verify import Exit, Report
 
 Lang = Literal["zh", "en"]
@@ -86,6 +87,8 @@ def render(report: Report, lang: Lang = "zh") -> str:
         counts = {k: report.counts.get(k, 0)
                   for k in ("events", "keys", "envelopes", "files")}
         lines.append(t["counts"].format(**counts))
+    for onsite in report.sessions:
+        lines.append(_session_line(onsite, lang))
     if report.problems:
         lines.append("")
         lines.append(f"{t['problems']} ({len(report.problems)}):")
@@ -94,3 +97,15 @@ def render(report: Report, lang: Lang = "zh") -> str:
         if len(report.problems) > len(shown):
             lines.append(f"  … +{len(report.problems) - len(shown)}")
     return "\n".join(lines)
+
+
+def _session_line(onsite: BundledSession, lang: Lang) -> str:
+    signers = ", ".join(f"{role}#{user}" for user, role in onsite.signers)
+    if lang == "zh":
+        outcome = {"clean": "未发现", "findings": "有发现"}.get(onsite.outcome, onsite.outcome)
+        state = "签署规则已满足" if onsite.sign_off_met else "签署规则未满足"
+        return (f"现场勘验 {onsite.session_id}：{outcome}；{state}（{onsite.sign_off}）；"
+                f"签署人：{signers}")
+    state = "sign-off met" if onsite.sign_off_met else "sign-off NOT met"
+    return (f"on-site session {onsite.session_id}: {onsite.outcome}; {state} "
+            f"({onsite.sign_off}); signed by {signers}")

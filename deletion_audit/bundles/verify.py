@@ -18,6 +18,7 @@ from deletion_audit.bundles import layout
 from deletion_audit.bundles.checks import Checker, NoConsistencyProof
 from deletion_audit.bundles.layout import BundleIndex
 from deletion_audit.bundles.reading import BundleUnreadable, Members
+from deletion_audit.bundles.sessions import BundledSession
 from deletion_audit.core.checkpoint import Checkpoint, open_checkpoint
 from deletion_audit.core.errors import CoreError
 from deletion_audit.core.note import NoteVerifier
@@ -58,6 +59,7 @@ class Report:
     rederived: dict[str, Any] | None = None
     rederive_ran: bool = False
     counts: dict[str, int] = field(default_factory=dict)
+    sessions: list[BundledSession] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class Report:
                     "anchoredBy": self.anchored_by},
             "verdict": self.verdict, "rederivedVerdict": self.rederived,
             "verdictRederived": self.rederive_ran, "counts": self.counts,
+            "sessions": [s.to_json() for s in self.sessions],
             "problems": [{"code": p.code, "message": p.message} for p in self.problems],
         }
 
@@ -156,6 +159,7 @@ def _verify(members: Members, anchor: Anchor, report: Report, workdir: Path) -> 
     try:
         report.verdict = checker.check_verdict()
         checker.check_summaries()
+        report.sessions = checker.check_sessions()
         checker.check_chains()
         if index is not None:
             checker.check_files(index)
