@@ -6,9 +6,9 @@ The vendor's agent deletes remotely and reports clean — but it reads the main 
 while store 7's local copy still holds 3 face records. On site, the examiner's agent (enrolled
 with a token scoped to the session) scans the store's copy and finds them; the session
 closes ``findings``, signed by the prosecutor and two witnesses. The vendor deletes there
-too; a second session closes ``clean`` and the scope becomes ``witnessed``. Refused on the
-way: a non-participant's signature, a second signature by the same key, signing after
-closure."""
+too; a second session closes ``clean`` and the scope becomes ``witnessed``; the court and
+public bundles verify offline and show both sessions. Refused on the way: a
+non-participant's signature, a second signature by the same key, signing after closure."""
 
 from __future__ import annotations
 
@@ -294,3 +294,18 @@ class TestOnSiteSessionCase5:
         listed = site.call("witness", "GET", "/sessions")["items"]
         assert [(s["state"], s["outcome"]) for s in listed] == [
             ("closed", "findings"), ("closed", "clean")]
+
+        # Both bundle tiers verify offline with the log's key alone and show both sessions.
+        log_key = site.http.get("/api/v1/log/key").text.strip()
+        for tier in ("court", "public"):
+            bundle = site.tmp / f"{tier}.zip"
+            run([*CLI, "export", str(site.world.case_id), "--tier", tier, "-o", str(bundle),
+                 "--data-dir", str(site.tmp / "data")])
+            checked = run([*CLI, "verify", str(bundle), "--log-key", log_key, "--json"])
+            report = json.loads(checked.stdout)
+            assert (report["result"], report["problems"]) == ("verified", []), report
+            assert [(s["sessionId"], s["outcome"], s["signOffMet"], s["witnessed"])
+                    for s in report["sessions"]] == [
+                (str(first), "findings", True, True), (str(second), "clean", True, True)]
+            shown = run([*CLI, "verify", str(bundle), "--log-key", log_key]).stdout
+            assert f"现场勘验 {first}：有发现；签署规则已满足" in shown
