@@ -111,7 +111,11 @@ class TestListAndGet:
     def test_get_shows_my_role(self, client: TestClient, world: World) -> None:
         body = client.get(f"{CASES}/{world.case_id}", headers=world.witness.headers).json()
         assert body["me"]["party_role"] == "witness_body"
-        assert body["me"]["allowed_actions"] == ["read_case", "read_verdicts"]
+        # A witness reads the case, its verdicts and sessions, signs sessions and takes the
+        # public bundle: nothing that names items, people or places.
+        assert body["me"]["allowed_actions"] == [
+            "export_public_bundles", "read_case", "read_sessions", "read_verdicts",
+            "sign_sessions"]
 
 
 class TestParties:
