@@ -129,6 +129,25 @@ class TestSessionAgent:
         assert r.status_code == 422
         assert "examiner's" in r.json()["message"]
 
+    def test_the_case_token_endpoint_checks_a_session_it_names(self, case: Case) -> None:
+        onsite = OnSite.start(case)
+        sid = onsite.open()
+        other = case.client.post(f"{case.world.url}/scopes", headers=case.world.company.headers,
+                                 json={"name": "backup", "kind": "directory",
+                                       "spec": {"root": "/srv/backup"}}).json()["id"]
+        url = f"{case.world.url}/enrollment-tokens"
+        headers = onsite.headers("examiner")
+        r = case.client.post(url, headers=headers, json={"session_id": 999_999})
+        assert r.status_code == 422
+        assert "no session 999999" in r.json()["message"]
+        r = case.client.post(url, headers=headers, json={"session_id": sid,
+                                                         "scope_ids": [other]})
+        assert r.status_code == 422
+        assert "not inspected by session" in r.json()["message"]
+        r = case.client.post(url, headers=headers, json={"session_id": sid,
+                                                         "scope_ids": [case.scope["id"]]})
+        assert r.status_code == 201, r.text
+
     def test_challenges_need_the_session_agent(self, case: Case) -> None:
         onsite = OnSite.start(case)
         sid = onsite.open()
