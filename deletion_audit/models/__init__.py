@@ -45,6 +45,13 @@ from deletion_audit.models.obligations import (
     ObligationKind,
     ObligationState,
 )
+from deletion_audit.models.reviews import (
+    Review,
+    ReviewKind,
+    ReviewOutcome,
+    ReviewPlan,
+    ReviewState,
+)
 from deletion_audit.models.scheduling import Escalation, Finding, Judgment, SchedulerLease
 from deletion_audit.models.scopes import Binding, DataFlow, DataFlowKind, Scope, ScopeKind
 from deletion_audit.models.sessions import (
@@ -115,6 +122,11 @@ __all__ = [
     "Recipient",
     "Refusal",
     "RequestNonce",
+    "Review",
+    "ReviewKind",
+    "ReviewOutcome",
+    "ReviewPlan",
+    "ReviewState",
     "ScanItem",
     "ScanRecord",
     "SchedulerLease",
