@@ -34,6 +34,7 @@ from deletion_audit.log.identity import check_not_rolled_back, load_keys
 from deletion_audit.log.service import current_size
 from deletion_audit.metrics import Metrics
 from deletion_audit.notifications import endpoints as notification_endpoints
+from deletion_audit.reviews import endpoints as review_endpoints
 from deletion_audit.scheduling import endpoints as judgment_endpoints
 from deletion_audit.scheduling.runner import JobRunner
 from deletion_audit.schemas import PUBLIC
@@ -101,6 +102,7 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(attestation_endpoints.router)
     app.include_router(verdict_endpoints.router)
     app.include_router(judgment_endpoints.router)
+    app.include_router(review_endpoints.router)
     app.include_router(notification_endpoints.router)
     app.include_router(bundle_endpoints.router)
     app.include_router(session_endpoints.router)

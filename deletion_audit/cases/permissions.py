@@ -111,6 +111,8 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     # The filter and confirmed hits are matching material for the agents that scan; until
     # agents authenticate themselves, the people who run agents fetch it.
     Action.MATCH_MANIFESTS: EXAMINERS | DATA_HOLDERS,
+    # Follow-up reviews (回头看): the prosecutor plans them and may start one at once; they
+    # are read with the other service findings (READ_JUDGMENTS).
     Action.START_REVIEWS: frozenset({PROSECUTOR}),
     # Who is told of findings, and where (addresses, webhook URLs): the prosecutor decides.
     Action.MANAGE_NOTIFICATIONS: frozenset({PROSECUTOR}),
@@ -146,9 +148,7 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
 
 # Actions whose endpoints come with later issues (agents, manifests, reviews, verdicts,
 # bundles); the access-matrix test lists them as not yet covered.
-PENDING: frozenset[Action] = frozenset({
-    Action.START_REVIEWS,
-})
+PENDING: frozenset[Action] = frozenset()
 
 
 def is_allowed(action: Action, role: Role) -> bool:

@@ -79,8 +79,10 @@ def message_id(about: str, step: int, recipient_id: int) -> str:
 def enqueue(
     session: Session, *, case: Case, finding: str, about: str, step: int,
     context: Mapping[str, object], data: Mapping[str, object], now: datetime,
+    payload_type: str | None = None,
 ) -> list[OutboxMessage]:
-    """Queue the message of ``finding`` for the case's recipients at ``step``."""
+    """Queue the message of ``finding`` for the case's recipients at ``step`` (its payload
+    typed ``judgment.<finding>`` unless ``payload_type`` says otherwise)."""
     subject, body = render(finding, {"case_number": case.case_number,
                                      "case_title": case.title, **context}, step=step)
     rows = []
@@ -94,7 +96,8 @@ def enqueue(
         row = OutboxMessage(
             message_id=mid, case_id=case.id, recipient_id=recipient.id,
             channel=recipient.channel, subject=subject, body=body,
-            payload={"type": f"judgment.{finding}", "step": step, "data": dict(data)},
+            payload={"type": payload_type or f"judgment.{finding}", "step": step,
+                     "data": dict(data)},
             created_at=now, attempts=0, next_attempt_at=now)
         session.add(row)
         rows.append(row)

@@ -51,6 +51,23 @@ TEMPLATES: dict[str, Template] = {
                 "at {since} and is not fulfilled: the verdict is not_verified.\n"
                 "Judged at {judged_at} (service-signed statement {statement_id}).",
     ),
+    "review-opened": Template(
+        subject_zh="【回头看】案件 {case_number}：第 {review_id} 次{kind_zh}回头看已开始",
+        subject_en="Follow-up review {review_id} ({kind}) opened in case {case_number}",
+        body_zh="案件 {case_number}（{case_title}）的第 {review_id} 次回头看已开始，"
+                "已向 {challenges} 个代理程序发出新的挑战，请于 {closes_at} 前完成扫描。",
+        body_en="The follow-up review {review_id} of case {case_number} ({case_title}) has "
+                "opened: {challenges} fresh challenges were issued; the scans are due by "
+                "{closes_at}.",
+    ),
+    "review-closed": Template(
+        subject_zh="【回头看】案件 {case_number}：第 {review_id} 次回头看结束：{outcome_zh}",
+        subject_en="Follow-up review {review_id} closed in case {case_number}: {outcome}",
+        body_zh="案件 {case_number}（{case_title}）的第 {review_id} 次回头看已结束，"
+                "结果：{outcome_zh}（服务签名声明 {statement_id}）。",
+        body_en="The follow-up review {review_id} of case {case_number} ({case_title}) has "
+                "closed: {outcome} (service-signed statement {statement_id}).",
+    ),
 }
 
 ESCALATION_ZH = "【第 {step} 级提醒】"

@@ -1,7 +1,8 @@
 """``tick(now)``: everything due at ``now`` on the domain clock, found from the due instants
 stored in domain rows (agents' last signs of life and heartbeat intervals, obligations'
-derived due instants, escalation steps). Each effect is its own transaction and is
-guarded by a unique row, so a late tick catches up on what fell due meanwhile, a repeated
+derived due instants, escalation steps, reviews' due instants and windows). Each effect
+is its own transaction and is guarded by a unique row (or a locked row whose state it
+checks again), so a late tick catches up on what fell due meanwhile, a repeated
 one does nothing twice, and two instances ticking at once judge each episode once."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from deletion_audit.db import Database
 from deletion_audit.models import Agent, Case, Escalation, Finding, Judgment, Obligation
 from deletion_audit.notifications import service as notifications
+from deletion_audit.reviews import due as reviews
+from deletion_audit.reviews.due import ReviewsReport
 from deletion_audit.scheduling import deadlines, liveness
 from deletion_audit.scheduling.judgments import already_judged, judge, message_context
 
@@ -29,6 +32,8 @@ class TickReport:
     """The episodes judged by this tick."""
     escalations_sent: list[int] = field(default_factory=list)
     escalations_resolved: list[int] = field(default_factory=list)
+    reviews: ReviewsReport = field(default_factory=ReviewsReport)
+    """Plans anchored, reviews opened and closed (reviews/due.py)."""
 
 
 def _judge_silence(db: Database, silence: liveness.Silence, *,
@@ -106,6 +111,7 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime) -> Tick
                 report.judgments.append(item.episode)
         except IntegrityError:
             log.info("judged concurrently", extra={"episode": item.episode})
+    report.reviews = reviews.run(db, service_key=service_key, now=now)
     # Steps made by this tick's judgments are due later than now (after_hours > 0).
     with db.read() as session:
         steps = list(session.execute(
@@ -117,7 +123,10 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime) -> Tick
             report.escalations_sent.append(escalation_id)
         elif outcome is False:
             report.escalations_resolved.append(escalation_id)
-    if report.judgments or report.escalations_sent:
+    if report.judgments or report.escalations_sent or report.reviews.opened \
+            or report.reviews.closed:
         log.info("tick", extra={"judgments": report.judgments,
-                                "escalations": report.escalations_sent})
+                                "escalations": report.escalations_sent,
+                                "reviews_opened": report.reviews.opened,
+                                "reviews_closed": report.reviews.closed})
     return report

@@ -1,10 +1,12 @@
 """The verdict of a case, exactly as DESIGN.md's truth table says.
 
 ``not_verified`` ⇔ some manifest item is present in the latest challenged scan of some
-scope, or an obligation is overdue or breached. Otherwise ``insufficient_evidence`` ⇔ some
+scope, or an obligation is overdue or breached, or the latest closed follow-up review found
+an item present again. Otherwise ``insufficient_evidence`` ⇔ some
 scope or declared data flow lacks a challenged complete scan (or a vendor statement) after
 its last deletion, an emptiness rule fires, or forensics found items in a location no scope
-covers. Otherwise ``verified``.
+covers, or the latest closed follow-up review had other findings or no response.
+Otherwise ``verified``.
 
 Item-sized work is set-based SQL (verdicts/queries.py); the Python here loops over scopes,
 scans, data flows and obligations only — a case has tens of those, not millions.
@@ -39,6 +41,9 @@ from deletion_audit.models import (
     Party,
     PartyRole,
     PersonStatement,
+    Review,
+    ReviewOutcome,
+    ReviewState,
     ScanItem,
     ScanRecord,
     Scope,
@@ -306,6 +311,38 @@ def _obligations(session: Session, *, case_id: int, deletion_shown: bool, now: d
     return out
 
 
+def _review_reasons(session: Session, *, case_id: int, found: _Found) -> None:
+    """The rule for follow-up reviews (回头看). The latest closed review of the case speaks
+    until a later one closes (a prosecutor may start one at once after the company acts):
+
+    - ``findings`` with a manifest item present again → ``review_items_present``, which
+      makes the case ``not_verified`` (DESIGN's truth table: an item present in a
+      challenged scan);
+    - ``findings`` otherwise (partial coverage: a new or unreadable area; a refused
+      statement: a broken agent history) → ``review_findings``, and ``no_response`` →
+      ``review_no_response``: both ``insufficient_evidence`` — deletion is no longer shown
+      for every scope, but nothing shows an item back;
+    - ``clean`` adds nothing.
+    """
+    latest = session.execute(
+        select(Review).where(Review.case_id == case_id,
+                             Review.state == ReviewState.CLOSED.value)
+        .order_by(Review.closed_at.desc(), Review.id.desc()).limit(1)).scalar_one_or_none()
+    if latest is None or latest.outcome == ReviewOutcome.CLEAN.value:
+        return
+    findings = latest.findings or []
+    scopes = sorted({f["scopeId"] for f in findings if isinstance(f.get("scopeId"), int)})
+    if latest.outcome == ReviewOutcome.NO_RESPONSE.value:
+        found.add("review_no_response", scope_ids=scopes)
+        return
+    back = [f for f in findings if f.get("code") == "items_present"]
+    if back:
+        found.add("review_items_present", scope_ids=sorted({f["scopeId"] for f in back}),
+                  items=sum(int(f.get("items", 0)) for f in back))
+    else:
+        found.add("review_findings", scope_ids=scopes)
+
+
 def compute_report(session: Session, *, case_id: int, now: datetime) -> Report:
     found = _Found()
     manifest = active_manifest(session, case_id)
@@ -333,6 +370,7 @@ def compute_report(session: Session, *, case_id: int, now: datetime) -> Report:
                       and all(s.covered for s in scope_verdicts))
     obligations = _obligations(session, case_id=case_id, deletion_shown=deletion_shown,
                                now=now, found=found)
+    _review_reasons(session, case_id=case_id, found=found)
     outcome = outcome_of(set(found.codes))
     return Report(
         case_id=case_id, outcome=outcome.value, reasons=found.reasons(),

@@ -28,6 +28,12 @@ REASONS: Mapping[str, tuple[Outcome, str, str]] = {
         Outcome.NOT_VERIFIED,
         "有义务被认定为违反",
         "an obligation was found breached"),
+    # The latest closed follow-up review found a manifest item present again (its rule:
+    # verdicts/engine.py ``_review_reasons``).
+    "review_items_present": (
+        Outcome.NOT_VERIFIED,
+        "最近一次回头看发现证据清单中的项目再次出现",
+        "the latest follow-up review found manifest items present again"),
     "no_manifest": (
         Outcome.INSUFFICIENT_EVIDENCE,
         "本案尚无生效的证据清单",
@@ -60,6 +66,15 @@ REASONS: Mapping[str, tuple[Outcome, str, str]] = {
         Outcome.INSUFFICIENT_EVIDENCE,
         "有项目在两次扫描之间消失，但没有删除声明",
         "items vanished between scans without a deletion statement"),
+    "review_findings": (
+        Outcome.INSUFFICIENT_EVIDENCE,
+        "最近一次回头看发现问题：扫描未覆盖全部范围，或代理程序的声明被拒收",
+        "the latest follow-up review had findings: a scan did not cover its whole scope, or "
+        "a statement of a challenged agent was refused"),
+    "review_no_response": (
+        Outcome.INSUFFICIENT_EVIDENCE,
+        "最近一次回头看未在期限内得到响应",
+        "the latest follow-up review was not answered within its response window"),
 }
 
 LIMIT_ZH = ("删除情况仅针对已申报的范围给出；由被要求删除的公司自行运行的代理程序所做的扫描，"

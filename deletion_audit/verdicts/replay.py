@@ -75,9 +75,13 @@ from deletion_audit.models import (
     Obligation,
     ObligationState,
     Party,
+    Review,
+    ReviewKind,
+    ReviewState,
     Scope,
     UserKey,
 )
+from deletion_audit.reviews import commitment as review_commitment
 from deletion_audit.verdicts.engine import compute_report
 from deletion_audit.verdicts.recording import (
     PersonPredicate,
@@ -101,6 +105,7 @@ log = logging.getLogger(__name__)
 REPLAYED_TYPES = frozenset({
     "party", "key-registration", "key-revocation", "manifest", "scope", "data-flow",
     "binding", "challenge", "obligation", "acceptance", "attestation", "verdict", "session",
+    "review",
 })
 _STATEMENT_MODELS: dict[str, type[ScanPredicate] | type[DeletionPredicate]] = {
     SCAN: ScanPredicate, DELETION: DeletionPredicate,
@@ -230,6 +235,7 @@ class _Replayer:
     manifest_event: ReplayEvent | None = None
     clock: datetime | None = None
     onsite: SessionReplay | None = None
+    review_commitments: dict[int, str] = field(default_factory=dict)
 
     # Each handler writes one event's facts; a body missing a field raises KeyError,
     # which :meth:`apply` turns into a ReplayError naming the event.
@@ -241,6 +247,7 @@ class _Replayer:
             "scope": self.scope, "data-flow": self.data_flow, "binding": self.binding,
             "challenge": self.challenge, "obligation": self.obligation,
             "acceptance": self.acceptance, "session": self.onsite_session,
+            "review": self.review,
         }
         if "at" in ev.body:
             self.clock = _time(ev, ev.body["at"], "at")
@@ -399,6 +406,43 @@ class _Replayer:
             self.onsite.apply(ev.body, now=self.now, user_keys=self.user_keys)
         except SessionReplayError as exc:
             raise ReplayError(str(exc), at=ev) from None
+
+    def _opened_commitment(self, ev: ReplayEvent) -> None:
+        """An unannounced review's instant is the one committed to when it was drawn."""
+        b = ev.body
+        committed = self.review_commitments.get(int(b["reviewId"]))
+        if committed is None:
+            raise ReplayError(f"unannounced review {b['reviewId']} has no earlier commitment",
+                              at=ev)
+        if b.get("commitment") != committed or not review_commitment.verify(
+                committed, str(b["dueAt"]), str(b["salt"])):
+            raise ReplayError(f"review {b['reviewId']}'s instant and salt do not open its "
+                              "commitment", at=ev)
+
+    def review(self, ev: ReplayEvent) -> None:
+        """Follow-up reviews: the closed ones are verdict inputs (engine
+        ``_review_reasons``); an unannounced one's reveal is checked against its
+        commitment."""
+        b = ev.body
+        action = b["action"]
+        if action == "committed":
+            self.review_commitments[int(b["reviewId"])] = str(b["commitment"])
+        elif action in ("opened", "cancelled") and b["kind"] == ReviewKind.UNANNOUNCED.value:
+            self._opened_commitment(ev)
+        if action == "opened":
+            closes_at = _time(ev, b["closesAt"], "closesAt")
+            self.session.add(Review(
+                id=b["reviewId"], case_id=self.case_id, kind=b["kind"],
+                state=ReviewState.OPEN.value, due_at=_time(ev, b["dueAt"], "dueAt"),
+                response_hours=int((closes_at - self.now).total_seconds() // 3600),
+                created_at=self.now, opened_at=self.now, closes_at=closes_at,
+                challenge_ids=list(b["challengeIds"])))
+        elif action == "closed":
+            row = self.session.get(Review, b["reviewId"])
+            if row is None or row.state != ReviewState.OPEN.value:
+                raise ReplayError(f"review {b['reviewId']} closes without opening", at=ev)
+            row.state, row.closed_at = ReviewState.CLOSED.value, self.now
+            row.outcome, row.findings = b["outcome"], list(b["findings"])
 
     def _obligation(self, ev: ReplayEvent, expected: object = None) -> Obligation:
         row = self.session.get(Obligation, ev.body["obligationId"])

@@ -9,7 +9,9 @@ from deletion_audit.notifications.templates import TEMPLATES, beijing, render
 CONTEXT = {"case_number": "(2024)沪03民特25号", "case_title": "某公司人脸数据\n删除", "agent":
            "agt_1（nvr-01）", "interval": 300, "since": "2026-03-02 09:30 北京时间",
            "judged_at": "2026-03-02 09:45 北京时间", "statement_id": "ab" * 32,
-           "obligation": "整改回复"}
+           "obligation": "整改回复", "review_id": 3, "kind": "unannounced",
+           "kind_zh": "不预告", "challenges": 2, "closes_at": "2026-04-02 09:30 北京时间",
+           "outcome": "findings", "outcome_zh": "发现问题"}
 
 
 class TestTemplates:
