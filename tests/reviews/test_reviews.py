@@ -153,6 +153,25 @@ class TestOutcomes:
         assert verdict["outcome"] == "insufficient_evidence"
         assert "review_findings" in reasons(verdict)
 
+    def test_a_refused_statement_is_a_broken_history(self, reviewed: Reviewed) -> None:
+        case = reviewed.case
+        reviewed.tick(reviewed.anchor + DAY)
+        opened_at = reviewed.anchor + 30 * DAY
+        [first] = reviewed.tick(opened_at).reviews.opened
+        reviewed.answer(first)
+        # A second statement claiming the number the answer holds: a fork, refused.
+        chain = case._chain(None)
+        fork = chain.agent.deletion(seq=chain.seq - 1, prev="e" * 64, scope=case.scope,
+                                    digests=case.digests[:1], deleted_at=opened_at)
+        r = chain.agent.submit(chain.agent.sign_statement(fork))
+        assert r.status_code == 409, r.text
+        reviewed.tick(opened_at + WINDOW)
+        review = reviewed.reviews()[0]
+        assert review.outcome == "findings"
+        assert review.findings == [{"code": "agent_refused", "agentId": case.agent.agent_id,
+                                    "refusals": ["fork"]}]
+        assert "review_findings" in reasons(reviewed.verdict(opened_at + WINDOW))
+
     def test_no_response(self, reviewed: Reviewed) -> None:
         to_monitoring(reviewed)
         reviewed.tick(reviewed.anchor + DAY)
