@@ -5,6 +5,9 @@ API, and the verdict replayed from the log — on both engines."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -16,6 +19,7 @@ from deletion_audit.models import Case as CaseRow
 from deletion_audit.models import Challenge, OutboxMessage, Review
 from deletion_audit.notifications import service as notifications
 from deletion_audit.reviews import commitment
+from deletion_audit.scheduling.tick import tick
 from tests.reviews.conftest import DAY, WINDOW, Reviewed
 from tests.verdicts.conftest import reasons
 from tests.verdicts.test_replay import Logged
@@ -319,3 +323,26 @@ class TestReplay:
         reviewed.env.clock.at = secret.due_at + WINDOW
         predicate = Logged(case, tmp_path).assert_replays()
         assert "review_no_response" in predicate["reasons"]
+
+
+class TestConcurrentTicks:
+    def test_two_instances_ticking_at_once_do_each_effect_once(
+            self, reviewed: Reviewed) -> None:
+        late = reviewed.anchor + 200 * DAY
+        reviewed.env.clock.at = late + WINDOW
+        barrier = threading.Barrier(2)
+
+        def run(at: datetime) -> None:
+            barrier.wait()
+            tick(reviewed.env.db, service_key=reviewed.env.ctx.keys.service_key, now=at)
+
+        for at in (late, late + WINDOW):
+            with ThreadPoolExecutor(2) as pool:
+                for future in [pool.submit(run, at) for _ in range(2)]:
+                    future.result()
+        assert [len(reviewed.events(a)) for a in ("scheduled", "opened", "closed")] == [
+            3, 3, 3]
+        assert [r.state for r in reviewed.reviews()] == ["closed"] * 3
+        with reviewed.env.db.read() as session:
+            assert session.execute(select(func.count()).select_from(Challenge).where(
+                Challenge.origin == "review")).scalar_one() == 3
