@@ -417,6 +417,39 @@ class Checker:
             self.problem("verdict", f"{layout.VERDICT_PROOF} proves log index {proof.index}, "
                          f"the verdict's event is at {index}")
 
+    def check_judgments(self) -> None:
+        """Court tier: each judgment and review outcome named by an opened event is in the
+        bundle, signed with the service key, with the logged statement id and finding."""
+        if self.tier is not Tier.COURT:
+            return
+        count = 0
+        for event in self.events:
+            if not layout.judges(event.type, event.body):
+                continue
+            assert event.body is not None  # noqa: S101 - judges() says so
+            path = layout.judgment_path(str(event.body.get("envelopeSha256")))
+            if not self.members.has(path):
+                self.problem("judgment", f"the {event.type} at log index {event.index} has "
+                             f"no envelope {path}")
+                continue
+            data = self.members.read(path)
+            if layout.sha256_hex(data) != event.body.get("envelopeSha256"):
+                self.problem("judgment", f"{path} is not the envelope its event names")
+                continue
+            signed = self._statement(data, [self.service_key] if self.service_key else [],
+                                     path, "judgment")
+            if signed is None:
+                continue
+            sid, predicate = signed
+            finding = event.body.get("finding")
+            if event.type == "review":
+                finding = f"review-{str(event.body.get('outcome')).replace('_', '-')}"
+            if sid != event.body.get("statementId") or predicate.get("finding") != finding:
+                self.problem("judgment", f"{path} and its logged event disagree")
+                continue
+            count += 1
+        self.counts["judgments"] = count
+
     def check_summaries(self) -> None:
         count = 0
         for event in self.events:

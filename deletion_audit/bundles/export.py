@@ -37,10 +37,12 @@ from deletion_audit.models import (
     Attestation,
     Case,
     Event,
+    Judgment,
     LogCheckpoint,
     LogLeaf,
     Manifest,
     Refusal,
+    Review,
     Verdict,
 )
 from deletion_audit.verdicts.summaries import rebuild_envelope
@@ -142,6 +144,7 @@ def write_bundle(session: Session, request: ExportRequest, out: IO[bytes]) -> Bu
     bundle.done(member)
     if request.tier is Tier.COURT:
         _write_envelopes(session, bundle, request.case_id, events)
+        _write_judgments(session, bundle, request.case_id, events)
     _write_manifest(session, bundle, request.case_id, size, request.tier)
     _write_verdict(session, bundle, request.case_id, rows, checkpoint)
     for event in events:
@@ -239,6 +242,26 @@ def _key_event_indices(session: Session, key_ids: set[str], size: int) -> list[i
         select(LogLeaf.idx, Event.body).join(Event, Event.leaf_hash == LogLeaf.leaf_hash)
         .where(Event.type.in_(KEY_EVENTS), LogLeaf.idx < size).order_by(LogLeaf.idx))
     return [int(idx) for idx, body in rows if body.get("keyId") in key_ids]
+
+
+def _write_judgments(
+    session: Session, bundle: _Bundle, case_id: int, events: Sequence[CaseEvent]
+) -> None:
+    """The envelopes of the service's judgments and review outcomes the events name."""
+    wanted = {str(e.body["envelopeSha256"]) for e in events if layout.judges(e.type, e.body)}
+    if not wanted:
+        return
+    for model in (Judgment, Review):
+        for envelope in session.execute(select(model.envelope).where(
+                model.case_id == case_id, model.envelope.is_not(None))
+                .order_by(model.id)).scalars():
+            digest = layout.sha256_hex(envelope) if envelope is not None else ""
+            if envelope is not None and digest in wanted:
+                bundle.add(layout.judgment_path(digest), envelope)
+                wanted.discard(digest)
+    if wanted:
+        raise Conflict(f"{len(wanted)} logged judgment(s) of case {case_id} have no stored "
+                       f"envelope (first: {sorted(wanted)[0]})")
 
 
 def _write_envelopes(

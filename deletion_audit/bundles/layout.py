@@ -15,6 +15,8 @@ A bundle is a zip (zip64 when large) holding:
 - ``verdict/envelope.json``: the latest service-signed verdict; ``verdict/leaf`` and
   ``verdict/tlog-proof``: its logged event and a C2SP tlog-proof of it;
 - ``summaries/<sha256>.json``: the service-signed, counts-only summaries of scans;
+- ``judgments/<sha256>.json`` (court): the service-signed judgments (silent agents, overdue
+  obligations) and follow-up review outcomes their restricted events name;
 - ``sessions/<id>/envelope.json``: each on-site session's record with its co-signatures,
   and ``sessions/<id>/items.json`` (court) the item lists that open its commitment
   (bundles/sessions.py);
@@ -50,6 +52,9 @@ VERDICT = "verdict/envelope.json"
 VERDICT_LEAF = "verdict/leaf"
 VERDICT_PROOF = "verdict/tlog-proof"
 SUMMARIES = "summaries/"
+# The service's judgments (silent agents, overdue obligations) and follow-up review
+# outcomes, each signed with the service key (court tier: their events are restricted).
+JUDGMENTS = "judgments/"
 
 # Event types whose body names a statement envelope by its SHA-256.
 ENVELOPE_EVENTS = frozenset({"attestation", "refusal"})
@@ -66,6 +71,19 @@ def envelope_path(sha256_hex: str) -> str:
 
 def summary_path(sha256_hex: str) -> str:
     return f"{SUMMARIES}{sha256_hex}.json"
+
+
+def judgment_path(sha256_hex: str) -> str:
+    return f"{JUDGMENTS}{sha256_hex}.json"
+
+
+def judges(event_type: str, body: Mapping[str, Any] | None) -> bool:
+    """Whether an event logs a service judgment whose envelope the court tier carries: a
+    ``judgment``, or a follow-up review's ``closed`` outcome."""
+    if body is None or "envelopeSha256" not in body:
+        return False
+    return event_type == "judgment" or (event_type == "review"
+                                        and body.get("action") == "closed")
 
 
 @dataclass(frozen=True)

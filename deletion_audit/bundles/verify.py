@@ -159,6 +159,7 @@ def _verify(members: Members, anchor: Anchor, report: Report, workdir: Path) -> 
     try:
         report.verdict = checker.check_verdict()
         checker.check_summaries()
+        checker.check_judgments()
         report.sessions = checker.check_sessions()
         checker.check_chains()
         if index is not None:

@@ -4,9 +4,11 @@ from the court tier's opened events."""
 
 from __future__ import annotations
 
-from deletion_audit.bundles.layout import Tier
+import zipfile
+
+from deletion_audit.bundles.layout import JUDGMENTS, Tier
 from deletion_audit.bundles.verify import Exit
-from tests.bundles.conftest import Bundles, bundles
+from tests.bundles.conftest import Bundles, bundles, codes
 from tests.reviews.conftest import DAY, WINDOW, Reviewed
 
 __all__ = ["bundles"]  # the fixture, shared with the bundle tests
@@ -27,9 +29,23 @@ class TestReviewsInBundles:
         reviewed.answer(opened, present=case.digests[:1])
         reviewed.tick(secret.due_at + WINDOW)
         assert reviewed.verdict(secret.due_at + WINDOW)["outcome"] == "not_verified"
+        paths = {}
         for tier in (Tier.COURT, Tier.PUBLIC):
-            result = bundles.verify(bundles.export(tier))
+            paths[tier] = bundles.export(tier)
+            result = bundles.verify(paths[tier])
             # Every check passes; the exit code is the case's verdict, which the review
             # made not_verified.
             assert result.problems == [], (tier, result)
             assert result.exit is Exit.NOT_VERIFIED, (tier, result)
+        # The court tier carries each signed judgment: the review's outcome, and the
+        # agent's late and dark findings (it was silent for days between the ticks).
+        with zipfile.ZipFile(paths[Tier.COURT]) as zf:
+            signed = [n for n in zf.namelist() if n.startswith(JUDGMENTS)]
+        with zipfile.ZipFile(paths[Tier.PUBLIC]) as zf:
+            assert not any(n.startswith(JUDGMENTS) for n in zf.namelist())
+        court = bundles.verify(paths[Tier.COURT])
+        assert court.counts["judgments"] == len(signed) == 3
+        # Dropping one (the index re-signed, as an insider could) is caught.
+        dropped = bundles.tamper(paths[Tier.COURT], resign=True, change=lambda name, data:
+                                 None if name == signed[0] else data)
+        assert "judgment" in codes(bundles.verify(dropped))
