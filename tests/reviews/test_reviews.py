@@ -325,6 +325,21 @@ class TestReplay:
         assert "review_no_response" in predicate["reasons"]
 
 
+class TestClosedCases:
+    def test_a_closed_case_has_no_reviews_opened_or_started(self, reviewed: Reviewed) -> None:
+        case = reviewed.case
+        reviewed.tick(reviewed.anchor + DAY)
+        to_monitoring(reviewed)
+        r = case.client.post(f"{case.world.url}/status", headers=case.world.prosecutor.headers,
+                             json={"status": "closed"})
+        assert r.status_code == 200, r.text
+        r = case.client.post(f"{case.world.url}/reviews", headers=case.world.prosecutor.headers)
+        assert r.status_code == 409
+        assert "closed" in r.json()["message"]
+        assert reviewed.tick(reviewed.anchor + 200 * DAY).reviews.opened == []
+        assert {r.state for r in reviewed.reviews()} == {"planned"}
+
+
 class TestConcurrentTicks:
     def test_two_instances_ticking_at_once_do_each_effect_once(
             self, reviewed: Reviewed) -> None:
