@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from deletion_audit.core import dsse
@@ -20,6 +21,7 @@ from deletion_audit.models import Challenge, OutboxMessage, Review
 from deletion_audit.notifications import service as notifications
 from deletion_audit.reviews import commitment
 from deletion_audit.scheduling.tick import tick
+from deletion_audit.verdicts.replay import ReplayError, ReplayEvent
 from tests.reviews.conftest import DAY, WINDOW, Reviewed
 from tests.verdicts.conftest import reasons
 from tests.verdicts.test_replay import Logged
@@ -361,3 +363,34 @@ class TestConcurrentTicks:
         with reviewed.env.db.read() as session:
             assert session.execute(select(func.count()).select_from(Challenge).where(
                 Challenge.origin == "review")).scalar_one() == 3
+
+    def test_a_reveal_that_does_not_open_its_commitment_stops_the_replay(
+            self, reviewed: Reviewed, tmp_path: Path) -> None:
+        case = reviewed.case
+        case.client.put(f"{case.world.url}/reviews/plan", headers=case.world.prosecutor.headers,
+                        json={"offsets_days": [90], "unannounced": {
+                            "count": 2, "window_from_days": 10, "window_to_days": 20}})
+        reviewed.tick(reviewed.anchor + DAY)
+        # One opens; the plan then changes, cancelling (and revealing) the other.
+        first = min((x for x in reviewed.reviews() if x.kind == "unannounced"),
+                    key=lambda x: x.due_at)
+        reviewed.tick(first.due_at)
+        r = case.client.put(f"{case.world.url}/reviews/plan",
+                            headers=case.world.prosecutor.headers, json={"offsets_days": [90]})
+        assert r.status_code == 200, r.text
+        [(_, cancelled)] = [(i, b) for i, b in reviewed.events("cancelled")
+                            if b["kind"] == "unannounced"]
+        committed = {b["reviewId"]: b["commitment"] for _, b in reviewed.events("committed")}
+        assert commitment.verify(committed[cancelled["reviewId"]], cancelled["dueAt"],
+                                 cancelled["salt"])
+        reviewed.tick(first.due_at + WINDOW)
+        reviewed.env.clock.at = first.due_at + WINDOW
+        logged = Logged(case, tmp_path)
+        assert "review_no_response" in logged.assert_replays()["reasons"]
+        # A reveal naming another instant than the one committed to is refused.
+        forged = [ReplayEvent(index=e.index, type=e.type, body={
+            **e.body, "dueAt": "2026-12-31T00:00:00Z"})
+            if e.type == "review" and e.body.get("action") == "opened" else e
+            for e in logged.events]
+        with pytest.raises(ReplayError, match="do not open its commitment"):
+            logged.replay(forged)
