@@ -24,7 +24,8 @@ serve: setup
 test: setup-test system-packages
 	$(BIN)/ruff check deletion_audit agents tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	# Three workers on two cores: many tests wait on a server process or PostgreSQL.
+	$(BIN)/python -m pytest -n 3 $(PYTEST_ARGS)
 
 setup: $(VENV)/.server-installed
 
