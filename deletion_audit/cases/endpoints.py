@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from deletion_audit.cases import service
 from deletion_audit.cases.access import CaseAccess, authorize
+from deletion_audit.cases.closure import close_case
 from deletion_audit.cases.permissions import PERMISSIONS, Action
 from deletion_audit.cases.schemas import (
     CaseCreate,
@@ -115,11 +116,15 @@ def change_status(
     case_id: int, body: StatusChange, caller: CurrentUser, session: DbWrite, ctx: Context
 ) -> CaseDetailRead:
     """Move the case along its transition table; going back and reopening need a reason.
-    An invalid transition is a 409 naming the allowed ones."""
+    An invalid transition is a 409 naming the allowed ones. Closing decommissions the
+    case's active agents and cancels its reviews not yet opened, in the same transaction."""
     access = authorize(session, user_id=caller.user_id, case_id=case_id,
                        action=Action.CHANGE_STATUS)
+    now = ctx.clock.now()
     logged = service.change_status(session, access=access, target=body.status,
-                                   reason=body.reason, now=ctx.clock.now())
+                                   reason=body.reason, now=now)
+    if body.status is CaseStatus.CLOSED:
+        close_case(session, case_id=case_id, by=access.user_id, now=now)
     return _detail(session, access, logged.leaf_hash)
 
 

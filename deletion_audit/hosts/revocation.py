@@ -41,11 +41,21 @@ def revoke(
         if since.tzinfo is None:
             raise Unprocessable("since must carry a time zone")
         agent.compromised_since = since
+    return record_revocation(session, agent=agent, kind=kind, since=since,
+                             by=access.user_id, reason=reason, now=now)
+
+
+def record_revocation(
+    session: Session, *, agent: Agent, kind: AgentStatus, since: datetime | None, by: int,
+    reason: str, now: datetime,
+) -> Logged[Agent]:
+    """Set the agent's revoked state and log its (public) key revocation."""
+    case_id = agent.case_id
     agent.status = kind.value
     agent.status_changed_at = now
     if agent.revoked_at is None:
         agent.revoked_at = now
-    agent.revoked_by = access.user_id
+    agent.revoked_by = by
     agent.revocation_reason = reason.strip()
     session.flush()
     # Public: whoever verifies a bundle must know the key stopped counting. The free-text

@@ -339,7 +339,7 @@ class TestClosedCases:
         assert r.status_code == 409
         assert "closed" in r.json()["message"]
         assert reviewed.tick(reviewed.anchor + 200 * DAY).reviews.opened == []
-        assert {r.state for r in reviewed.reviews()} == {"planned"}
+        assert {r.state for r in reviewed.reviews()} == {"cancelled"}
 
 
 class TestConcurrentTicks:
