@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from deletion_audit.cases.archive import request_archive
 from deletion_audit.cases.service import log_event
 from deletion_audit.hosts.revocation import record_revocation
 from deletion_audit.models import Agent, AgentStatus, Review, ReviewState
@@ -24,6 +25,8 @@ class Closure:
     """The agents' public ids."""
     cancelled: list[int] = field(default_factory=list)
     """The reviews' ids."""
+    archive_id: int | None = None
+    """The court bundle's archive, due now (exported by the tick after the commit)."""
 
 
 def close_case(session: Session, *, case_id: int, by: int, now: datetime) -> Closure:
@@ -47,5 +50,5 @@ def close_case(session: Session, *, case_id: int, by: int, now: datetime) -> Clo
             "caseId": case_id, "action": "cancelled", "reviewId": review.id,
             "kind": review.kind, "reason": CLOSURE_REASON, **reveal(review)}, now=now)
         done.cancelled.append(review.id)
-    session.flush()
+    done.archive_id = request_archive(session, case_id=case_id, by=by, now=now).id
     return done

@@ -9,6 +9,7 @@ from deletion_audit.models.agents import (
     EnrollmentToken,
     RequestNonce,
 )
+from deletion_audit.models.archives import CaseArchive
 from deletion_audit.models.attestations import Attestation, PersonStatement, Refusal
 from deletion_audit.models.base import Base
 from deletion_audit.models.cases import Case, CaseRole, CaseStatus, Membership, Party, PartyRole
@@ -79,6 +80,7 @@ __all__ = [
     "Base",
     "Binding",
     "Case",
+    "CaseArchive",
     "CaseRole",
     "CaseStatus",
     "Challenge",

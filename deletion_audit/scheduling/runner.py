@@ -22,6 +22,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from deletion_audit.cases.archive import Archiver
 from deletion_audit.context import AppContext
 from deletion_audit.evidence import tasks as evidence_tasks
 from deletion_audit.log.tasks import integrate_pending
@@ -87,7 +88,9 @@ class JobRunner:
             max_instances=1, coalesce=True, misfire_grace_time=None)
 
     def _tick(self) -> None:
-        tick(self.ctx.db, service_key=self.ctx.keys.service_key, now=self.ctx.clock.now())
+        tick(self.ctx.db, service_key=self.ctx.keys.service_key, now=self.ctx.clock.now(),
+             archiver=Archiver(keys=self.ctx.keys, settings=self.ctx.settings,
+                               clock=self.ctx.clock))
 
     def _send(self) -> None:
         send_pending(self.ctx.db, settings=self.ctx.settings, now=_real_now())

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from deletion_audit.cases import archive
 from deletion_audit.db import Database
 from deletion_audit.models import Agent, Case, Escalation, Finding, Judgment, Obligation
 from deletion_audit.notifications import service as notifications
@@ -34,6 +35,8 @@ class TickReport:
     escalations_resolved: list[int] = field(default_factory=list)
     reviews: ReviewsReport = field(default_factory=ReviewsReport)
     """Plans anchored, reviews opened and closed (reviews/due.py)."""
+    archived: list[int] = field(default_factory=list)
+    """Closed cases' court bundles archived (cases/archive.py)."""
 
 
 def _judge_silence(db: Database, silence: liveness.Silence, *,
@@ -93,8 +96,10 @@ def _escalate(db: Database, escalation_id: int, *, now: datetime) -> bool | None
         return stands
 
 
-def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime) -> TickReport:
-    """Do everything due at ``now`` (domain clock)."""
+def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
+         archiver: archive.Archiver | None = None) -> TickReport:
+    """Do everything due at ``now`` (domain clock). Closed cases' court bundles are
+    archived only when given an ``archiver`` (the export needs the log's keys)."""
     report = TickReport()
     with db.read() as session:
         silences = liveness.due_silences(session, now=now)
@@ -112,6 +117,8 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime) -> Tick
         except IntegrityError:
             log.info("judged concurrently", extra={"episode": item.episode})
     report.reviews = reviews.run(db, service_key=service_key, now=now)
+    if archiver is not None:
+        report.archived = archive.run(db, archiver, now=now)
     # Steps made by this tick's judgments are due later than now (after_hours > 0).
     with db.read() as session:
         steps = list(session.execute(

@@ -3,9 +3,15 @@ each logged, in the status change's own transaction."""
 
 from __future__ import annotations
 
+import hashlib
+import stat
+
 from sqlalchemy import select
 
-from deletion_audit.models import Agent, Event
+from deletion_audit.bundles.verify import Anchor, Exit, verify_bundle
+from deletion_audit.cases.archive import Archiver
+from deletion_audit.models import Agent, CaseArchive, Event
+from deletion_audit.scheduling.tick import TickReport, tick
 from tests.reviews.conftest import DAY, Reviewed
 from tests.reviews.test_reviews import case_status, to_monitoring
 
@@ -66,3 +72,58 @@ class TestClosure:
         assert {a.status for a in agents(reviewed)} == {"active"}
         assert {r.state for r in reviewed.reviews()} == {"planned"}
         assert revocations(reviewed) == []
+
+
+def archiver(reviewed: Reviewed) -> Archiver:
+    env = reviewed.env
+    return Archiver(keys=env.ctx.keys, settings=env.settings, clock=env.clock)
+
+
+def archive_tick(reviewed: Reviewed) -> TickReport:
+    env = reviewed.env
+    return tick(env.db, service_key=env.ctx.keys.service_key, now=env.clock.now(),
+                archiver=archiver(reviewed))
+
+
+def archives(reviewed: Reviewed) -> list[CaseArchive]:
+    with reviewed.env.db.read() as session:
+        return list(session.execute(select(CaseArchive).order_by(CaseArchive.id)).scalars())
+
+
+class TestArchive:
+    def test_the_court_bundle_is_archived_by_the_tick_after_the_closure(
+            self, reviewed: Reviewed) -> None:
+        env = reviewed.env
+        reviewed.tick(reviewed.anchor + DAY)
+        to_monitoring(reviewed)
+        close(reviewed)
+        # Committed with the closure, not yet done: a process dying now loses nothing.
+        [row] = archives(reviewed)
+        assert (row.case_id, row.done_at, row.path) == (
+            reviewed.case.world.case_id, None, None)
+        report = archive_tick(reviewed)
+        assert report.archived == [row.id]
+        [row] = archives(reviewed)
+        assert row.done_at is not None
+        stamp = row.due_at.strftime("%Y%m%dT%H%M%SZ")
+        assert row.path == f"archive/{row.case_id}/court-{stamp}.zip"
+        path = env.settings.data_dir / row.path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp left
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == row.sha256
+        report = verify_bundle(path, Anchor(log_key=env.ctx.keys.verifier.vkey()))
+        assert report.exit is Exit.VERIFIED, report.problems
+        assert report.tier == "court"
+        # The closure's events are in it: the agents' decommissioning.
+        assert report.case_id == reviewed.case.world.case_id
+        # A repeated tick does it once.
+        assert archive_tick(reviewed).archived == []
+
+    def test_a_tick_without_the_archiver_leaves_it_due(self, reviewed: Reviewed) -> None:
+        reviewed.tick(reviewed.anchor + DAY)
+        to_monitoring(reviewed)
+        close(reviewed)
+        assert reviewed.tick(reviewed.env.clock.now()).archived == []
+        [row] = archives(reviewed)
+        assert row.done_at is None
+        assert archive_tick(reviewed).archived == [row.id]
