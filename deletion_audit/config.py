@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "deletion-audit@localhost"
+    # How long after a case closes the service keeps its own item rows, pseudonyms and
+    # salts (the log's commitments stay): PIPL Art. 56 asks for at least 3 years.
+    case_data_retention_days: int = Field(default=3 * 365, gt=0)
     # Development only: the domain clock runs this far ahead of real time (ISO 8601, e.g.
     # P30D), so the demo can show the month after; request signatures stay on real time.
     domain_clock_offset: timedelta = timedelta(0)

@@ -71,8 +71,11 @@ def log_verify(data_dir: Path | None, db_url: str | None) -> None:
     """
     settings = load_settings(data_dir, db_url)
     db = Database(settings.database_url)
-    with db.read() as session:
-        report = verify_log(session)
+    try:
+        with db.read() as session:
+            report = verify_log(session)
+    finally:
+        db.dispose()
     if report.ok:
         click.echo(f"log intact: {report.size} leaves, {report.checkpoints} checkpoints verified")
         return

@@ -9,7 +9,7 @@ from deletion_audit.models.agents import (
     EnrollmentToken,
     RequestNonce,
 )
-from deletion_audit.models.archives import CaseArchive
+from deletion_audit.models.archives import CaseArchive, CasePurge
 from deletion_audit.models.attestations import Attestation, PersonStatement, Refusal
 from deletion_audit.models.base import Base
 from deletion_audit.models.cases import Case, CaseRole, CaseStatus, Membership, Party, PartyRole
@@ -81,6 +81,7 @@ __all__ = [
     "Binding",
     "Case",
     "CaseArchive",
+    "CasePurge",
     "CaseRole",
     "CaseStatus",
     "Challenge",

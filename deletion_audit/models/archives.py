@@ -4,8 +4,9 @@ to a file by a job after the commit, so a crash between the two loses nothing.""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deletion_audit.models.base import Base, UtcDateTime
@@ -25,3 +26,15 @@ class CaseArchive(Base):
     # Relative to the data directory.
     path: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class CasePurge(Base):
+    """A closed case whose own item rows, pseudonyms and salts the service deleted after
+    the retention period; one per case (its primary key guards the purge)."""
+
+    __tablename__ = "case_purges"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    purged_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)

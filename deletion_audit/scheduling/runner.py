@@ -90,7 +90,8 @@ class JobRunner:
     def _tick(self) -> None:
         tick(self.ctx.db, service_key=self.ctx.keys.service_key, now=self.ctx.clock.now(),
              archiver=Archiver(keys=self.ctx.keys, settings=self.ctx.settings,
-                               clock=self.ctx.clock))
+                               clock=self.ctx.clock),
+             retention=timedelta(days=self.ctx.settings.case_data_retention_days))
 
     def _send(self) -> None:
         send_pending(self.ctx.db, settings=self.ctx.settings, now=_real_now())

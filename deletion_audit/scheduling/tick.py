@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from deletion_audit.cases import archive
+from deletion_audit.cases import archive, purge
 from deletion_audit.db import Database
 from deletion_audit.models import Agent, Case, Escalation, Finding, Judgment, Obligation
 from deletion_audit.notifications import service as notifications
@@ -37,6 +37,8 @@ class TickReport:
     """Plans anchored, reviews opened and closed (reviews/due.py)."""
     archived: list[int] = field(default_factory=list)
     """Closed cases' court bundles archived (cases/archive.py)."""
+    purged: list[int] = field(default_factory=list)
+    """Cases whose own data was deleted after the retention period (cases/purge.py)."""
 
 
 def _judge_silence(db: Database, silence: liveness.Silence, *,
@@ -97,9 +99,11 @@ def _escalate(db: Database, escalation_id: int, *, now: datetime) -> bool | None
 
 
 def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
-         archiver: archive.Archiver | None = None) -> TickReport:
+         archiver: archive.Archiver | None = None,
+         retention: timedelta | None = None) -> TickReport:
     """Do everything due at ``now`` (domain clock). Closed cases' court bundles are
-    archived only when given an ``archiver`` (the export needs the log's keys)."""
+    archived only when given an ``archiver`` (the export needs the log's keys), and their
+    data purged only when given the ``retention`` period."""
     report = TickReport()
     with db.read() as session:
         silences = liveness.due_silences(session, now=now)
@@ -119,6 +123,8 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
     report.reviews = reviews.run(db, service_key=service_key, now=now)
     if archiver is not None:
         report.archived = archive.run(db, archiver, now=now)
+    if retention is not None:
+        report.purged = purge.run(db, retention=retention, now=now)
     # Steps made by this tick's judgments are due later than now (after_hours > 0).
     with db.read() as session:
         steps = list(session.execute(

@@ -1,4 +1,5 @@
-"""closing a case: its court bundle's archive, due with the closure
+"""closing a case: its court bundle's archive, due with the closure, and its data's purge
+after the retention period
 
 Revision ID: 0012
 Revises: 0010
@@ -37,7 +38,18 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_case_archives_case_id"), "case_archives", ["case_id"])
     op.create_index(op.f("ix_case_archives_due_at"), "case_archives", ["due_at"])
+    op.create_table(
+        "case_purges",
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("closed_at", UtcDateTime(), nullable=False),
+        sa.Column("purged_at", UtcDateTime(), nullable=False),
+        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"],
+                                name=op.f("fk_case_purges_case_id_cases")),
+        sa.PrimaryKeyConstraint("case_id", name=op.f("pk_case_purges")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("case_purges")
     op.drop_table("case_archives")
