@@ -10,7 +10,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,9 +22,10 @@ from deletion_audit.core.predicates import (
     ScanCounts,
     format_timestamp,
 )
+from deletion_audit_agent.ages import SQL_KIND, AgeTally
 from deletion_audit_agent.build import build_digest
 from deletion_audit_agent.client import AgentClient
-from deletion_audit_agent.config import AgentConfig, resolve_access
+from deletion_audit_agent.config import AgentConfig, SqlAccess, resolve_access
 from deletion_audit_agent.monitor import observe
 from deletion_audit_agent.outbox import FlushResult, flush
 from deletion_audit_agent.scanning import ManifestRef, Tally, confirm, tally
@@ -50,6 +51,10 @@ class ServerScope:
     spec: Mapping[str, Any]
     spec_digest: str
     manifest: ManifestRef | None
+    ages: bool = False
+    """A retention rule names the scope: its scans carry an age summary per kind."""
+    timestamp_field: str | None = None
+    """A SQL scope's timestamp column, for its age summary."""
 
     @property
     def key(self) -> str:
@@ -60,7 +65,9 @@ class ServerScope:
         manifest = body.get("manifest")
         return cls(id=body["id"], name=str(body.get("name", "")), kind=str(body["kind"]),
                    spec=dict(body["spec"]), spec_digest=str(body["spec_digest"]),
-                   manifest=ManifestRef.from_scope(manifest) if manifest else None)
+                   manifest=ManifestRef.from_scope(manifest) if manifest else None,
+                   ages=body.get("ages") is True,
+                   timestamp_field=body.get("timestamp_field") or None)
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,8 @@ class Agent:
             raise AgentError(f"scope {scope.key}'s case has no active manifest to look for")
         access = resolve_access(scope.key, scope.kind, scope.spec,
                                 self.config.scopes.get(scope.key))
+        if isinstance(access, SqlAccess) and scope.ages and scope.timestamp_field:
+            access = replace(access, timestamp_column=scope.timestamp_field)
         path_key = self.state.secret("path_key")
         started = utcnow()
         scan_id = "scn_" + secrets.token_hex(16)
@@ -220,7 +229,10 @@ class Agent:
             source = open_source(access, jobs=self.config.jobs, throttle=self.throttle,
                                  cache=self.state, use_cache=use_cache)
             try:
-                seen = tally(source.scan(), bloom.might_contain, path_key, progress, skip)
+                ages = AgeTally(started, kind=SQL_KIND if isinstance(access, SqlAccess)
+                                else None) if scope.ages else None
+                seen = tally(source.scan(), bloom.might_contain, path_key, progress, skip,
+                             ages)
             finally:
                 source.close()
         manifest = scope.manifest
@@ -256,7 +268,8 @@ class Agent:
                               hashed_bytes=seen.hashed_bytes, present=len(found.present),
                               skipped=dict(seen.skipped)),
             root=seen.root, coverage=coverage, started_at=found.started_at,
-            finished_at=found.finished_at)
+            finished_at=found.finished_at,
+            ages=seen.ages.summary() if seen.ages is not None else None)
         builders = scan_builders(self.key, self.chain, report)
         now = format_timestamp(utcnow())
         for build in builders:
@@ -279,6 +292,8 @@ class Agent:
         scope = found.scope
         access = resolve_access(scope.key, scope.kind, scope.spec,
                                 self.config.scopes.get(scope.key))
+        if isinstance(access, SqlAccess) and scope.ages and scope.timestamp_field:
+            access = replace(access, timestamp_column=scope.timestamp_field)
         source = open_source(access, jobs=self.config.jobs, throttle=self.throttle,
                              overwrite=self.config.overwrite_before_unlink)
         outcomes: list[tuple[str, str, str | None]] = []

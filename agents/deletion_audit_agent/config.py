@@ -126,6 +126,9 @@ class SqlAccess:
     content_column: str
     encoding: Literal["raw", "base64", "hex"]
     filter: str | None
+    timestamp_column: str | None = None
+    """The scope's declared timestamp field (its ``timestamp_field``), read for the age
+    summary of a scope under a retention rule."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from deletion_audit.core.errors import CoreError
 from deletion_audit.core.merkle import Frontier, leaf_hash, verify_inclusion
 from deletion_audit.core.predicates import MAX_DIGESTS_PER_STATEMENT
+from deletion_audit_agent.ages import AgeTally
 from deletion_audit_agent.sources.base import Hashed, Seen
 
 
@@ -36,6 +37,8 @@ class Tally:
     frontier: Frontier = field(default_factory=Frontier)
     candidates: dict[bytes, list[str]] = field(default_factory=dict)
     """Filter hits: digest → where on this host (locators stay local)."""
+    ages: AgeTally | None = None
+    """Per-kind ages, for a scope under a retention rule."""
 
     @property
     def root(self) -> str:
@@ -50,17 +53,21 @@ def path_hash(key: bytes, locator: str) -> str:
 
 def tally(seen: Iterable[Seen], probe: Callable[[bytes], bool], path_key: bytes,
           progress: Callable[[int], None] | None = None,
-          on_skip: Callable[[str, str, str], None] | None = None) -> Tally:
+          on_skip: Callable[[str, str, str], None] | None = None,
+          ages: AgeTally | None = None) -> Tally:
     """Consume a source's stream: the scan root is RFC 6962 over the content digests in
     scan order, built streaming (O(log n) memory). ``on_skip(path_hash, reason, locator)``
-    lets the caller keep the paths in the host's own log."""
-    out = Tally()
+    lets the caller keep the paths in the host's own log; ``ages`` collects the age summary
+    of a scope under a retention rule."""
+    out = Tally(ages=ages)
     for item in seen:
         out.objects += 1
         if isinstance(item, Hashed):
             out.hashed += 1
             out.hashed_bytes += item.size
             out.frontier.append(leaf_hash(item.digest))
+            if ages is not None:
+                ages.add(item.locator, item.modified_at)
             if probe(item.digest):
                 out.candidates.setdefault(item.digest, []).append(item.locator)
         else:

@@ -7,7 +7,7 @@ are canonical JSON (RFC 8785), so a statement's id is stable from the outbox to 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from deletion_audit.core import dsse
 from deletion_audit.core.predicates import (
     MAX_DIGESTS_PER_STATEMENT,
+    AgeSummary,
     DeletionPredicate,
     PredicateModel,
     ScanCounts,
@@ -60,6 +61,7 @@ class ScanReport:
     coverage: Literal["complete", "partial"]
     started_at: datetime
     finished_at: datetime
+    ages: Mapping[str, AgeSummary] | None = None
 
 
 def _chunks(items: Sequence[str], count: int) -> list[list[str]]:
@@ -88,6 +90,7 @@ def scan_builders(key: Ed25519PrivateKey, chain: Chain, report: ScanReport) -> l
                 present_digests=present[index], skipped_path_hashes=skipped[index],
                 coverage=report.coverage if last else None,
                 counts=report.counts if last else None, root=report.root if last else None,
+                ages=dict(report.ages) if last and report.ages is not None else None,
                 started_at=report.started_at, finished_at=report.finished_at)
             return sign(key, statement_for(predicate, report.scope_id, report.spec_digest))
 

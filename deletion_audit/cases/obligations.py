@@ -66,6 +66,10 @@ class RetentionDetails(_Details):
 
     max_age_hours: Annotated[int, Field(gt=0, le=24 * 366 * 10)]
     scope_ids: list[int] = []
+    """The scopes the rule covers; none named: every scope of the case."""
+    kinds: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]] = []
+    """The kinds of object it limits (``image``: the agent's age summary names kinds by
+    MIME type); none named: every kind. A SQL scope's rows are all held to the rule."""
 
 
 class CustodyDetails(_Details):

@@ -180,6 +180,33 @@ class ScanCounts(PredicateModel):
     """Objects not hashed, by reason (``too-large``, ``unreadable``, ...)."""
 
 
+AGE_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("under-1h", 1.0), ("under-24h", 24.0), ("under-7d", 24.0 * 7), ("under-30d", 24.0 * 30),
+    ("older", float("inf")),
+)
+"""A scan's age histogram: each label counts objects younger than its bound in hours (and
+not younger than the previous one)."""
+
+
+class AgeSummary(PredicateModel):
+    """The ages of one kind of object in a scope under a ``retention`` rule: how many, the
+    oldest's instant (file mtime, object LastModified, the SQL scope's timestamp column),
+    and a histogram over :data:`AGE_BUCKETS`, ages measured at the scan's ``startedAt``."""
+
+    count: Count
+    oldest: Timestamp
+    histogram: dict[Slug, Count]
+
+    @model_validator(mode="after")
+    def _histogram_adds_up(self) -> AgeSummary:
+        unknown = set(self.histogram) - {label for label, _ in AGE_BUCKETS}
+        if unknown:
+            raise ValueError(f"unknown age buckets: {sorted(unknown)}")
+        if sum(self.histogram.values()) != self.count:
+            raise ValueError("the age histogram does not add up to count")
+        return self
+
+
 class ScanPredicate(_Chained):
     """One part of an agent's scan of one scope. The last part carries the totals."""
 
@@ -200,6 +227,9 @@ class ScanPredicate(_Chained):
     counts: ScanCounts | None = None
     root: HexDigest | None = None
     """RFC 6962 root, in scan order, over every object hashed in all parts."""
+    ages: dict[Slug, AgeSummary] | None = None
+    """Per kind of object, its age summary: only on the last part, only for a scope under a
+    ``retention`` rule (optional: statements without it keep their bytes)."""
     started_at: Timestamp
     finished_at: Timestamp
 
@@ -210,6 +240,8 @@ class ScanPredicate(_Chained):
             raise ValueError("the last part must carry counts, root and coverage")
         if not self.last and any(t is not None for t in totals):
             raise ValueError("only the last part carries counts, root and coverage")
+        if not self.last and self.ages is not None:
+            raise ValueError("only the last part carries ages")
         if self.finished_at < self.started_at:
             raise ValueError("finishedAt is before startedAt")
         return self

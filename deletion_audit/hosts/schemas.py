@@ -61,6 +61,9 @@ class AgentScope(BaseModel):
     expects_data: bool
     location_codes: list[str]
     manifest: ManifestRef | None
+    timestamp_field: str | None = None
+    ages: bool = False
+    """A retention rule covers the scope: its scans carry an age summary per kind."""
 
 
 class EnrollRead(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from deletion_audit.cases import retention
 from deletion_audit.hosts.schemas import AgentScope, ManifestRef
 from deletion_audit.log.service import latest_checkpoint
 from deletion_audit.models import Agent, Binding, Manifest, Scope, ScopeKind
@@ -41,11 +42,15 @@ def agent_scopes(session: Session, *, agent: Agent) -> list[AgentScope]:
     manifest = active_manifest(session, case_id=agent.case_id)
     ref = (ManifestRef(id=manifest.id, root=manifest.root.hex(), count=manifest.count)
            if manifest is not None else None)
+    scopes = bound_scopes(session, agent_id=agent.id)
+    aged = retention.scopes_under_rules(session, case_id=agent.case_id,
+                                        scope_ids=[s.id for s in scopes])
     return [
         AgentScope(id=s.id, name=s.name, kind=ScopeKind(s.kind), spec=s.spec,
                    spec_digest=s.spec_digest, expects_data=s.expects_data,
-                   location_codes=s.location_codes, manifest=ref)
-        for s in bound_scopes(session, agent_id=agent.id)
+                   location_codes=s.location_codes, manifest=ref,
+                   timestamp_field=s.timestamp_field, ages=s.id in aged)
+        for s in scopes
     ]
 
 

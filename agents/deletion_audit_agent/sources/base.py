@@ -20,6 +20,9 @@ class Hashed:
     locator: str
     digest: bytes
     size: int
+    modified_at: float | None = None
+    """When the object was last written (POSIX seconds: a file's mtime, an object's
+    LastModified, a SQL scope's declared timestamp column), if the source knows."""
 
 
 @dataclass(frozen=True)

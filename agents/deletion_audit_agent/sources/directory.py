@@ -109,13 +109,14 @@ class DirectorySource:
             return task
         path, st, cached = task
         if cached is not None and st is not None:
-            return Hashed(path, cached, st.st_size)
+            return Hashed(path, cached, st.st_size, st.st_mtime)
         try:
             digest, size, _kind = hash_file(path)
         except OSError:
             return Skipped(path, "unreadable")
         self.throttle.spend(size)
-        hashed = Hashed(path, bytes.fromhex(digest), size)
+        hashed = Hashed(path, bytes.fromhex(digest), size,
+                        st.st_mtime if st is not None else None)
         return (hashed, st) if st is not None and size == st.st_size else hashed
 
     def _strategy(self) -> tuple[str, Iterator[_Task]]:
@@ -144,7 +145,7 @@ class DirectorySource:
                     continue
                 path, st, cached = task
                 if cached is not None and st is not None:
-                    yield Hashed(path, cached, st.st_size)
+                    yield Hashed(path, cached, st.st_size, st.st_mtime)
                     continue
                 answer = next(answers)
                 if answer is None:
@@ -152,7 +153,8 @@ class DirectorySource:
                     continue
                 digest, size = answer
                 self.throttle.spend(size)
-                hashed = Hashed(path, bytes.fromhex(digest), size)
+                hashed = Hashed(path, bytes.fromhex(digest), size,
+                        st.st_mtime if st is not None else None)
                 yield (hashed, st) if st is not None and size == st.st_size else hashed
 
         try:

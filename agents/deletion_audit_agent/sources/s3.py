@@ -8,7 +8,8 @@ without versioning is listed with ListObjectsV2.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from deletion_audit_agent.config import ObjectStoreAccess
@@ -17,6 +18,12 @@ from deletion_audit_agent.sources.base import Hashed, Removal, Seen, Skipped, Th
 _CHUNK = 1 << 20
 # Keys and version ids cannot contain NUL (S3 keys are UTF-8 without it in practice).
 _SEP = "\0"
+
+
+def _seconds(listed: Mapping[str, Any]) -> float | None:
+    """An object's (or version's) LastModified from its listing, in POSIX seconds."""
+    modified = listed.get("LastModified")
+    return modified.timestamp() if isinstance(modified, datetime) else None
 
 
 class ObjectStoreError(Exception):
@@ -51,19 +58,19 @@ class S3Source:
         status = self.client.get_bucket_versioning(Bucket=self.access.bucket).get("Status")
         return status in ("Enabled", "Suspended")
 
-    def _list(self) -> Iterator[tuple[str, str | None]]:
+    def _list(self) -> Iterator[tuple[str, str | None, float | None]]:
         bucket, prefix = self.access.bucket, self.access.prefix
         if self._versioned():
             pages = self.client.get_paginator("list_object_versions").paginate(
                 Bucket=bucket, Prefix=prefix)
             for page in pages:
                 for version in page.get("Versions", []):
-                    yield version["Key"], version["VersionId"]
+                    yield version["Key"], version["VersionId"], _seconds(version)
             return
         for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                yield obj["Key"], None
+                yield obj["Key"], None, _seconds(obj)
 
     def _digest(self, key: str, version: str | None) -> tuple[bytes, int]:
         extra = {"VersionId": version} if version else {}
@@ -79,14 +86,14 @@ class S3Source:
             body.close()
         return hasher.digest(), size
 
-    def _hash(self, item: tuple[str, str | None]) -> Seen:
-        key, version = item
+    def _hash(self, item: tuple[str, str | None, float | None]) -> Seen:
+        key, version, modified = item
         locator = key if version is None else f"{key}{_SEP}{version}"
         try:
             digest, size = self._digest(key, version)
         except Exception:
             return Skipped(locator, "unreadable")
-        return Hashed(locator, digest, size)
+        return Hashed(locator, digest, size, modified)
 
     def scan(self) -> Iterator[Seen]:
         yield from ordered_map(self._hash, self._list(), jobs=self.jobs)

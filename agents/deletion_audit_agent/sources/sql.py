@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from deletion_audit_agent.config import SqlAccess
@@ -36,6 +37,22 @@ def _decode(value: Any, encoding: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
+def _seconds(value: Any) -> float | None:
+    """A row's declared timestamp in POSIX seconds: a datetime (naive ones are UTC, as
+    databases without zones usually store them), epoch seconds, or an ISO 8601 string;
+    None when NULL or unreadable (the row is then left out of the age summary)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def _locator(key: Sequence[Any]) -> str:
     return json.dumps(list(key), default=str, separators=(",", ":"))
 
@@ -57,21 +74,26 @@ class SqlSource:
         schema, _, name = access.table.rpartition(".")
         self._keys: list[Any] = [sa.column(c) for c in access.key_columns]
         self._content: Any = sa.column(access.content_column)
-        self._table = sa.table(name, *self._keys, self._content, schema=schema or None)
+        self._stamp: Any = (sa.column(access.timestamp_column)
+                            if access.timestamp_column else None)
+        self._columns: list[Any] = [*self._keys, self._content,
+                                    *([self._stamp] if self._stamp is not None else [])]
+        self._table = sa.table(name, *self._columns, schema=schema or None)
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _select(self) -> Any:
         sa = self._sa
-        query = sa.select(*self._keys, self._content).select_from(self._table)
+        query = sa.select(*self._columns).select_from(self._table)
         if self.access.filter:
             # The scope's filter is the prosecutor-visible spec, run read-only here.
             query = query.where(sa.text(f"({self.access.filter})"))
         return query.order_by(*self._keys)
 
     def _item(self, row: Sequence[Any]) -> Seen:
-        *key, content = row
+        n = len(self._keys)
+        key, content = row[:n], row[n]
         locator = _locator(key)
         if content is None:
             return Skipped(locator, "null-content")
@@ -80,7 +102,8 @@ class SqlSource:
         except (ValueError, binascii.Error, UnicodeDecodeError, TypeError):
             return Skipped(locator, "undecodable")
         self.throttle.spend(len(data))
-        return Hashed(locator, hashlib.sha256(data).digest(), len(data))
+        modified = _seconds(row[n + 1]) if self._stamp is not None else None
+        return Hashed(locator, hashlib.sha256(data).digest(), len(data), modified)
 
     def scan(self) -> Iterator[Seen]:
         with self.engine.connect() as conn:
@@ -97,13 +120,13 @@ class SqlSource:
             keys = [tuple(json.loads(locator)) for locator in wanted]
             match = sa.tuple_(*self._keys).in_(keys)
             with self.engine.begin() as conn:
-                rows = conn.execute(sa.select(*self._keys, self._content)
+                rows = conn.execute(sa.select(*self._columns)
                                     .select_from(self._table).where(match)).all()
                 doomed = []
                 for row in rows:
                     seen = self._item(tuple(row))
                     if isinstance(seen, Hashed) and wanted.get(seen.locator) == seen.digest:
-                        doomed.append(tuple(row)[:-1])
+                        doomed.append(tuple(row)[:len(self._keys)])
                 if doomed:
                     conn.execute(sa.delete(self._table).where(
                         sa.tuple_(*self._keys).in_(doomed)))

@@ -1,0 +1,88 @@
+"""``retention`` rules checked at every scan: a scan of a covered scope whose age summary
+shows a limited kind older than the rule allows breaches the obligation (logged, so the
+verdict blocks and the replay derives it); a young one, another kind or another scope does
+not — over HTTP, on both engines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from deletion_audit.core.predicates import AgeSummary
+from deletion_audit.models import Event, Obligation
+from tests.support.agents import declare_scope
+from tests.verdicts.conftest import Case
+from tests.verdicts.test_replay import replayed
+from tests.verdicts.test_verdict import _obligation
+
+
+def _rule(case: Case, **details: Any) -> int:
+    return _obligation(case, kind="retention", title="人脸图像 24 小时内删除",
+                       details={"max_age_hours": 24, **details})
+
+
+def _ages(case: Case, **hours_by_kind: float) -> dict[str, AgeSummary]:
+    now = case.env.clock.now()
+    return {kind: AgeSummary(count=1, oldest=now - timedelta(hours=hours),
+                             histogram={"under-7d" if hours >= 24 else "under-24h": 1})
+            for kind, hours in hours_by_kind.items()}
+
+
+def _clean(case: Case, **ages: float) -> None:
+    case.scan(present=case.digests[:1])
+    case.delete(case.digests[:1], minutes=1)
+    case.scan(minutes=2, ages=_ages(case, **ages) if ages else None)
+
+
+def _state(case: Case, oid: int) -> str:
+    with case.env.db.read() as session:
+        return session.get_one(Obligation, oid).state
+
+
+class TestRetentionAtScan:
+    def test_young_images_keep_the_rule_in_force(self, case: Case) -> None:
+        oid = _rule(case, kinds=["image"], scope_ids=[case.scope["id"]])
+        _clean(case, image=3, video=500)  # old videos are not what the rule limits
+        assert _state(case, oid) == "in_force"
+        assert case.verdict()["outcome"] == "verified"
+
+    def test_an_image_beyond_the_limit_breaches_it(self, case: Case, tmp_path: Path) -> None:
+        oid = _rule(case, kinds=["image"])
+        _clean(case, image=30)
+        assert _state(case, oid) == "breached"
+        # The signed verdict is re-derived from the logged events alone.
+        predicate = replayed(case, tmp_path)
+        assert (predicate["outcome"], predicate["reasons"]) == (
+            "not_verified", ["obligation_breached"])
+        with case.env.db.read() as session:
+            bodies = [e.body for e in session.execute(select(Event).where(
+                Event.type == "obligation").order_by(Event.id)).scalars()]
+        breach = bodies[-1]
+        assert (breach["action"], breach["from"], breach["to"]) == (
+            "state", "in_force", "breached")
+        assert "image: oldest written" in breach["reason"]
+        assert "beyond 24 h" in breach["reason"]
+
+    def test_sql_rows_are_held_to_the_rule_whatever_its_kinds(self, case: Case) -> None:
+        oid = _rule(case, kinds=["image"])
+        _clean(case, row=25)
+        assert _state(case, oid) == "breached"
+
+    def test_a_rule_on_another_scope_is_not_checked(self, case: Case) -> None:
+        other = declare_scope(case.client, case.world, name="backup")
+        oid = _rule(case, scope_ids=[other["id"]])
+        _clean(case, image=100)
+        assert _state(case, oid) == "in_force"
+
+    def test_the_agent_is_told_which_scopes_report_ages(self, case: Case) -> None:
+        def scopes() -> dict[int, dict[str, Any]]:
+            r = case.agent.get("/api/v1/agents/scopes")
+            assert r.status_code == 200, r.text
+            return {s["id"]: s for s in r.json()["scopes"]}
+
+        assert scopes()[case.scope["id"]]["ages"] is False
+        _rule(case)
+        assert scopes()[case.scope["id"]]["ages"] is True
