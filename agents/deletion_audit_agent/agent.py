@@ -292,8 +292,6 @@ class Agent:
         scope = found.scope
         access = resolve_access(scope.key, scope.kind, scope.spec,
                                 self.config.scopes.get(scope.key))
-        if isinstance(access, SqlAccess) and scope.ages and scope.timestamp_field:
-            access = replace(access, timestamp_column=scope.timestamp_field)
         source = open_source(access, jobs=self.config.jobs, throttle=self.throttle,
                              overwrite=self.config.overwrite_before_unlink)
         outcomes: list[tuple[str, str, str | None]] = []
