@@ -28,6 +28,7 @@ class Finding(StrEnum):
     LATE = "late"
     DARK = "dark"
     OVERDUE = "overdue"
+    BREACHED = "breached"
 
 
 class Judgment(Base):
