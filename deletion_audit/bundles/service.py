@@ -18,10 +18,10 @@ from deletion_audit.bundles.rederive import case_events
 from deletion_audit.clock import Clock
 from deletion_audit.config import Settings
 from deletion_audit.db import Database
-from deletion_audit.errors import BadRequest, NotFound
+from deletion_audit.errors import BadRequest, Conflict, NotFound
 from deletion_audit.log.identity import LogKeys
 from deletion_audit.log.tasks import integrate_pending
-from deletion_audit.models import Case, Event, LogLeaf, VerdictMark
+from deletion_audit.models import Case, CasePurge, Event, LogLeaf, VerdictMark
 from deletion_audit.verdicts import service as verdicts
 from deletion_audit.verdicts import summaries
 
@@ -45,6 +45,12 @@ def prepare_export(
     with db.write() as session:
         if session.get(Case, case_id) is None:
             raise NotFound(f"no case {case_id}")
+        purged = session.get(CasePurge, case_id)
+        if purged is not None:
+            raise Conflict(
+                f"case {case_id}'s item rows and salts were deleted on "
+                f"{purged.purged_at:%Y-%m-%d} after its retention period; its court bundle "
+                "was archived when it closed (archive/<case>/ under the data directory)")
         summaries.issue_missing(session, case_id=case_id, service_key=keys.service_key,
                                 now=clock.now())
         latest = verdicts.latest_verdict(session, case_id=case_id)

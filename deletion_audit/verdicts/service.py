@@ -21,7 +21,7 @@ from deletion_audit.core.canonical import canonical_json
 from deletion_audit.core.predicates import VerdictItemCounts, VerdictPredicate
 from deletion_audit.core.statements import Statement, Subject, statement_bytes, statement_id
 from deletion_audit.log.service import current_size
-from deletion_audit.models import Obligation, ObligationState, Verdict, VerdictMark
+from deletion_audit.models import CasePurge, Obligation, ObligationState, Verdict, VerdictMark
 from deletion_audit.verdicts.engine import compute_report
 from deletion_audit.verdicts.schemas import Report
 
@@ -123,7 +123,14 @@ def recompute(
     now: datetime,
 ) -> Verdict:
     """A new version for ``case_id``; the marks it answers are removed in the same
-    transaction (exactly those: a mark written meanwhile waits for the next run)."""
+    transaction (exactly those: a mark written meanwhile waits for the next run). A case
+    whose data was purged after its retention period keeps its last signed verdict: the
+    rows a new one would be computed from are gone."""
+    if session.get(CasePurge, case_id) is not None:
+        last = latest_verdict(session, case_id=case_id)
+        if last is not None:
+            session.execute(delete(VerdictMark).where(VerdictMark.case_id == case_id))
+            return last
     row = compute_version(session, case_id=case_id, service_key=service_key, now=now)
     for start in range(0, len(mark_ids), 1000):
         session.execute(delete(VerdictMark).where(

@@ -26,6 +26,8 @@ from deletion_audit.models import (
     ScanRecord,
 )
 from deletion_audit.scheduling.tick import TickReport, tick
+from deletion_audit.verdicts.recording import mark_changed
+from deletion_audit.verdicts.tasks import recompute_verdicts
 from tests.reviews.conftest import DAY, Reviewed
 from tests.reviews.test_closure import close
 from tests.reviews.test_reviews import to_monitoring
@@ -154,3 +156,25 @@ class TestPurge:
         assert r.status_code == 200, r.text
         assert purge_tick(reviewed, closed_at + 2 * RETENTION).purged == []
         assert item_counts(reviewed)["manifest"] == 6
+
+    def test_after_the_purge_nothing_recomputes_the_verdict_and_export_is_refused(
+            self, reviewed: Reviewed) -> None:
+        case = reviewed.case
+        env = reviewed.env
+        closed_at = closed_case(reviewed)
+        r = case.client.get(f"{case.world.url}/verdict", headers=case.world.prosecutor.headers)
+        version = r.json()["version"]
+        assert purge_tick(reviewed, closed_at + RETENTION).purged == [case.world.case_id]
+        # An input event of the case after the purge (a mark) asks for a new verdict...
+        with env.db.write() as session:
+            mark_changed(session, case_id=case.world.case_id, now=env.clock.now())
+        env.clock.at = env.clock.at + timedelta(minutes=1)
+        recompute_verdicts(env.db, keys=env.ctx.keys, clock=env.clock)
+        # ... and gets the last signed one: no version computed from rows that are gone.
+        r = case.client.get(f"{case.world.url}/verdict", headers=case.world.prosecutor.headers)
+        assert r.status_code == 200, r.text
+        assert (r.json()["version"], r.json()["stale"]) == (version, False)
+        r = case.client.get(f"{case.world.url}/export", params={"tier": "court"},
+                            headers=case.world.prosecutor.headers)
+        assert r.status_code == 409, r.text
+        assert "retention period" in r.json()["message"]
