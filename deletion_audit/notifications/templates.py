@@ -51,6 +51,16 @@ TEMPLATES: dict[str, Template] = {
                 "at {since} and is not fulfilled: the verdict is not_verified.\n"
                 "Judged at {judged_at} (service-signed statement {statement_id}).",
     ),
+    "breached": Template(
+        subject_zh="【违反义务】案件 {case_number}：义务「{obligation}」被违反",
+        subject_en="Obligation breached in case {case_number}: {obligation}",
+        body_zh="案件 {case_number}（{case_title}）的义务「{obligation}」自 {since} 起被判定违反"
+                "（{detail}），结论为「未能证实删除」。\n"
+                "判定时间：{judged_at}（服务签名声明 {statement_id}）。",
+        body_en="The obligation \"{obligation}\" of case {case_number} ({case_title}) is "
+                "breached since {since} ({detail}): the verdict is not_verified.\n"
+                "Judged at {judged_at} (service-signed statement {statement_id}).",
+    ),
     "review-opened": Template(
         subject_zh="【回头看】案件 {case_number}：第 {review_id} 次{kind_zh}回头看已开始",
         subject_en="Follow-up review {review_id} ({kind}) opened in case {case_number}",

@@ -21,7 +21,7 @@ from deletion_audit.models import Agent, Case, Escalation, Finding, Judgment, Ob
 from deletion_audit.notifications import service as notifications
 from deletion_audit.reviews import due as reviews
 from deletion_audit.reviews.due import ReviewsReport
-from deletion_audit.scheduling import deadlines, liveness
+from deletion_audit.scheduling import breaches, deadlines, liveness
 from deletion_audit.scheduling.judgments import already_judged, judge, message_context
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,22 @@ def _judge_overdue(db: Database, overdue: deadlines.Overdue, *,
     return True
 
 
+def _judge_breach(db: Database, breach: breaches.Breach, *,
+                  service_key: Ed25519PrivateKey, now: datetime) -> bool:
+    with db.write() as session:
+        if already_judged(session, breach.episode):
+            return False
+        obligation = session.get_one(Obligation, breach.obligation_id)
+        if not breaches.still_breached(obligation, breach.since):
+            return False  # changed since the candidates were read
+        judge(session, case=session.get_one(Case, obligation.case_id),
+              finding=Finding.BREACHED, episode=breach.episode, since=breach.since,
+              detail=breaches.detail(obligation),
+              context=breaches.obligation_context(obligation),
+              obligation_id=obligation.id, service_key=service_key, now=now)
+    return True
+
+
 def _escalate(db: Database, escalation_id: int, *, now: datetime) -> bool | None:
     """Send a due escalation step if its finding still stands; None if already done."""
     with db.write() as session:
@@ -86,8 +102,12 @@ def _escalate(db: Database, escalation_id: int, *, now: datetime) -> bool | None
         else:
             assert judgment.obligation_id is not None  # noqa: S101 - one or the other
             obligation = session.get_one(Obligation, judgment.obligation_id)
-            stands = deadlines.still_overdue(session, obligation)
-            context = deadlines.obligation_context(obligation)
+            if judgment.finding == Finding.BREACHED.value:
+                stands = breaches.still_breached(obligation, judgment.since)
+                context = breaches.obligation_context(obligation)
+            else:
+                stands = deadlines.still_overdue(session, obligation)
+                context = deadlines.obligation_context(obligation)
         if stands:
             notifications.enqueue(
                 session, case=case, finding=judgment.finding, about=judgment.episode,
@@ -108,6 +128,7 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
     with db.read() as session:
         silences = liveness.due_silences(session, now=now)
         overdue = deadlines.due_overdue(session, now=now)
+        breached = breaches.due_breaches(session)
     for silence in silences:
         try:
             if _judge_silence(db, silence, service_key=service_key, now=now):
@@ -120,6 +141,12 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
                 report.judgments.append(item.episode)
         except IntegrityError:
             log.info("judged concurrently", extra={"episode": item.episode})
+    for breach in breached:
+        try:
+            if _judge_breach(db, breach, service_key=service_key, now=now):
+                report.judgments.append(breach.episode)
+        except IntegrityError:
+            log.info("judged concurrently", extra={"episode": breach.episode})
     report.reviews = reviews.run(db, service_key=service_key, now=now)
     if archiver is not None:
         report.archived = archive.run(db, archiver, now=now)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from deletion_audit.core.predicates import AgeSummary
 from deletion_audit.models import Event, Obligation
+from tests.scheduling.test_tick import add_email, judgments, outbox, run, verified_predicate
 from tests.support.agents import declare_scope
 from tests.verdicts.conftest import Case
 from tests.verdicts.test_replay import replayed
@@ -86,3 +87,44 @@ class TestRetentionAtScan:
         assert scopes()[case.scope["id"]]["ages"] is False
         _rule(case)
         assert scopes()[case.scope["id"]]["ages"] is True
+
+
+class TestBreachJudgment:
+    def test_the_tick_signs_each_breach_once_and_escalates_while_it_stands(
+        self, case: Case
+    ) -> None:
+        env, world = case.env, case.world
+        add_email(env, world, "officer@company.example")
+        add_email(env, world, "prosecutor@procuratorate.example", step=1, after_hours=2,
+                  role="prosecutor")
+        oid = _rule(case, kinds=["image"])
+        _clean(case, image=30)
+        now = env.clock.now()
+        report = run(env, now)
+        episode = f"breached:obligation:{oid}:"
+        assert [e.split(":")[:3] for e in report.judgments] == [episode.split(":")[:3]]
+        (row,) = [j for j in judgments(env) if j.finding == "breached"]
+        assert row.obligation_id == oid
+        predicate = verified_predicate(env, row)
+        assert (predicate.finding, predicate.obligation_id) == ("breached", str(oid))
+        assert predicate.detail.startswith("retention breached ")
+        # A repeated or late tick judges nothing again; the next step goes out once due.
+        assert run(env, now + timedelta(minutes=5)).judgments == []
+        subjects = [subject for _, subject, _ in outbox(env)]
+        assert any("违反义务" in s and "Obligation breached" in s for s in subjects)
+        assert len(run(env, now + timedelta(hours=3)).escalations_sent) == 1
+
+    def test_a_rule_set_back_in_force_resolves_the_next_step(self, case: Case) -> None:
+        env, world = case.env, case.world
+        add_email(env, world, "prosecutor@procuratorate.example", step=1, after_hours=2,
+                  role="prosecutor")
+        oid = _rule(case)
+        _clean(case, image=30)
+        now = env.clock.now()
+        assert len(run(env, now).judgments) == 1
+        r = case.client.post(f"{world.url}/obligations/{oid}/state",
+                             headers=world.prosecutor.headers,
+                             json={"state": "in_force", "reason": "已删除超期图像"})
+        assert r.status_code == 200, r.text
+        report = run(env, now + timedelta(hours=3))
+        assert (report.escalations_sent, len(report.escalations_resolved)) == ([], 1)
