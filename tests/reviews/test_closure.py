@@ -127,3 +127,23 @@ class TestArchive:
         [row] = archives(reviewed)
         assert row.done_at is None
         assert archive_tick(reviewed).archived == [row.id]
+
+    def test_a_failed_export_is_recorded_and_retried_by_the_next_tick(
+            self, reviewed: Reviewed) -> None:
+        env = reviewed.env
+        reviewed.tick(reviewed.anchor + DAY)
+        to_monitoring(reviewed)
+        close(reviewed)
+        # The archive directory cannot be made: a file stands where it goes.
+        blocker = env.settings.data_dir / "archive"
+        blocker.write_bytes(b"")
+        assert archive_tick(reviewed).archived == []
+        [row] = archives(reviewed)
+        assert row.done_at is None
+        assert row.attempts == 1
+        assert row.last_error
+        blocker.unlink()
+        assert archive_tick(reviewed).archived == [row.id]
+        [row] = archives(reviewed)
+        assert (row.attempts, row.last_error) == (2, None)
+        assert (env.settings.data_dir / str(row.path)).is_file()
