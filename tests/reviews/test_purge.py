@@ -4,6 +4,8 @@ the verdict is the last signed one."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,3 +180,18 @@ class TestPurge:
                             headers=case.world.prosecutor.headers)
         assert r.status_code == 409, r.text
         assert "retention period" in r.json()["message"]
+
+    def test_two_instances_ticking_at_once_purge_once(self, reviewed: Reviewed) -> None:
+        closed_at = closed_case(reviewed)
+        barrier = threading.Barrier(2)
+
+        def run() -> list[int]:
+            barrier.wait()
+            return purge_tick(reviewed, closed_at + RETENTION).purged
+
+        with ThreadPoolExecutor(2) as pool:
+            results = [f.result() for f in [pool.submit(run) for _ in range(2)]]
+        assert sorted(results) == [[], [reviewed.case.world.case_id]]
+        purges = [b for t, b, _ in case_event_rows(reviewed)
+                  if t == "case" and b.get("action") == "purged"]
+        assert len(purges) == 1
