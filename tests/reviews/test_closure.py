@@ -147,3 +147,28 @@ class TestArchive:
         [row] = archives(reviewed)
         assert (row.attempts, row.last_error) == (2, None)
         assert (env.settings.data_dir / str(row.path)).is_file()
+
+    def test_an_unannounced_review_cancelled_by_the_closure_is_revealed_and_the_archive_verifies(
+            self, reviewed: Reviewed) -> None:
+        case = reviewed.case
+        env = reviewed.env
+        r = case.client.put(f"{case.world.url}/reviews/plan",
+                            headers=case.world.prosecutor.headers,
+                            json={"offsets_days": [200],
+                                  "unannounced": {"count": 1, "window_from_days": 10,
+                                                  "window_to_days": 20}})
+        assert r.status_code == 200, r.text
+        reviewed.tick(reviewed.anchor + DAY)
+        [(_, committed)] = reviewed.events("committed")
+        to_monitoring(reviewed)
+        close(reviewed)
+        cancelled = {int(b["reviewId"]): b for _, b in reviewed.events("cancelled")}
+        secret = cancelled[int(committed["reviewId"])]
+        assert secret["commitment"] == committed["commitment"]
+        assert {"dueAt", "salt"} <= set(secret)
+        [row] = archives(reviewed)
+        assert archive_tick(reviewed).archived == [row.id]
+        [row] = archives(reviewed)
+        report = verify_bundle(env.settings.data_dir / str(row.path),
+                               Anchor(log_key=env.ctx.keys.verifier.vkey()))
+        assert report.exit is Exit.VERIFIED, report.problems
