@@ -142,7 +142,14 @@ class ObjectStoreAccess:
     narrowed: bool
 
 
-Access = DirectoryAccess | SqlAccess | ObjectStoreAccess
+@dataclass(frozen=True)
+class SealedContainerAccess:
+    """One sealed file (a backup archive a custodian holds): hashed whole, never opened."""
+
+    path: str
+
+
+Access = DirectoryAccess | SqlAccess | ObjectStoreAccess | SealedContainerAccess
 
 
 def _allowed(settings: Mapping[str, Any], scope_id: str, allowed: set[str]) -> None:
@@ -169,6 +176,12 @@ def resolve_access(scope_id: str, kind: str, spec: Mapping[str, Any],
         return _sql(scope_id, spec, settings)
     if kind == "object_store":
         return _object_store(scope_id, spec, settings)
+    if kind == "sealed_container":
+        _allowed(settings, scope_id, set())
+        path = os.path.normpath(str(spec["path"]))
+        if not os.path.isabs(path):
+            raise ConfigError(f"scope {scope_id}: path {path!r} must be absolute")
+        return SealedContainerAccess(path=path)
     raise ConfigError(f"scope {scope_id}: this agent cannot scan scopes of kind {kind!r}")
 
 

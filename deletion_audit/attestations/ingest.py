@@ -25,7 +25,7 @@ from sqlalchemy import Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from deletion_audit.cases import retention
+from deletion_audit.cases import custody, retention
 from deletion_audit.cases.service import log_event
 from deletion_audit.core import dsse
 from deletion_audit.core.errors import FormatError, SignatureError
@@ -413,6 +413,9 @@ def _store(
     if scan is not None and scan.last and scan.ages is not None:
         retention.check_scan(session, case_id=agent.case_id, scope_id=scope.id, predicate=scan,
                              statement_id=parsed.sid, now=now)
+    if scan is not None and scan.last:
+        custody.check_container(session, case_id=agent.case_id, scope=scope, predicate=scan,
+                                statement_id=parsed.sid, now=now)
     return Outcome(201, receipt(row))
 
 

@@ -77,6 +77,9 @@ class CustodyDetails(_Details):
 
     medium: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     custodian_party_id: int | None = None
+    scope_id: int | None = None
+    """The custodian's ``sealed_container`` scope: each scan of it re-hashes the container,
+    compared with the digest the custodian's ``sealed`` statement recorded."""
 
 
 class DeidentifyDetails(_Details):

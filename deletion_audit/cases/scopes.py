@@ -70,10 +70,17 @@ class ObjectStoreSpec(_Spec):
     prefix: Annotated[str, StringConstraints(max_length=1024)] = ""
 
 
+class SealedContainerSpec(_Spec):
+    path: Annotated[str, StringConstraints(pattern=r"^/.{0,1023}$")] = Field(
+        description="absolute path of the sealed container (one file) on the custodian's host"
+    )
+
+
 SPECS: Mapping[ScopeKind, type[_Spec]] = {
     ScopeKind.DIRECTORY: DirectorySpec,
     ScopeKind.SQL: SqlSpec,
     ScopeKind.OBJECT_STORE: ObjectStoreSpec,
+    ScopeKind.SEALED_CONTAINER: SealedContainerSpec,
 }
 
 

@@ -277,6 +277,10 @@ class CustodyPredicate(_Chained):
     action: Literal["sealed", "destroyed"]
     item_count: Count
     items_root: HexDigest | None = None
+    """The inventory root of what was sealed."""
+    container_digest: HexDigest | None = None
+    """``sealed``: the SHA-256 of the sealed container as a whole, which the custodian's
+    agent re-hashes (a ``sealed_container`` scope) until the custody ends."""
     occurred_at: Timestamp
 
 
@@ -295,6 +299,10 @@ class CustodyStatementPredicate(PredicateModel):
     action: Literal["sealed", "destroyed"]
     item_count: Count
     items_root: HexDigest | None = None
+    """The inventory root of what was sealed."""
+    container_digest: HexDigest | None = None
+    """``sealed``: the SHA-256 of the sealed container as a whole, which the custodian's
+    agent re-hashes (a ``sealed_container`` scope) until the custody ends."""
     occurred_at: Timestamp
 
 

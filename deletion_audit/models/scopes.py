@@ -26,6 +26,7 @@ class ScopeKind(StrEnum):
     DIRECTORY = "directory"
     SQL = "sql"
     OBJECT_STORE = "object_store"
+    SEALED_CONTAINER = "sealed_container"
 
 
 class DataFlowKind(StrEnum):

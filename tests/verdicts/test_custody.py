@@ -4,13 +4,18 @@ missing, and not if it came — the domain clock moved by passing ``now``."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from deletion_audit.clock import FixedClock
-from deletion_audit.models import Obligation
+from deletion_audit.core.merkle import leaf_hash
+from deletion_audit.core.predicates import ScanCounts
+from deletion_audit.models import Obligation, PartyRole
 from deletion_audit.verdicts.tasks import recompute_verdicts
 from tests.scheduling.test_tick import judgments, run, verified_predicate
-from tests.support.statements import Signer, custody_obligation
+from tests.support.agents import AgentClient, enroll
+from tests.support.statements import Signer, custody_obligation, obligation
 from tests.verdicts.conftest import Case
 
 
@@ -59,3 +64,64 @@ class TestCustodyAtExpiry:
         assert _at(case, due + timedelta(minutes=5)) == []
         with case.env.db.read() as session:
             assert session.get_one(Obligation, oid).state == "discharged"
+
+
+DIGEST = hashlib.sha256(b"sealed backup tape-7").hexdigest()
+
+
+def _container(case: Case) -> tuple[dict[str, Any], AgentClient, int]:
+    """The custodian's sealed-container scope and agent, and a custody obligation on it
+    whose sealing recorded the container's digest."""
+    world = case.world
+    r = case.client.post(f"{world.url}/scopes", headers=world["custodian-officer"].headers,
+                         json={"name": "tape-7", "kind": "sealed_container",
+                               "spec": {"path": "/vault/tape-7.tar"}})
+    assert r.status_code == 201, r.text
+    scope: dict[str, Any] = r.json()
+    agent = enroll(case.client, world, scope_ids=[scope["id"]],
+                   party_id=world.parties[PartyRole.CUSTODIAN])
+    oid = obligation(case.client, world, kind="custody-until", title="备份封存，到期彻底删除",
+                     details={"medium": "tape-7", "scope_id": scope["id"],
+                              "custodian_party_id": world.parties[PartyRole.CUSTODIAN]},
+                     deadline={"start_event": "疫苗有效期届满", "served_on": "2027-03-02",
+                               "amount": 10, "unit": "days"})
+    custodian = Signer.register(case.client, world["custodian-officer"])
+    sealed = custodian.custody(world, obligation_id=oid, occurred_at=case.env.clock.now(),
+                               action="sealed").model_copy(update={
+                                   "container_digest": DIGEST, "items_root": "e" * 64})
+    assert custodian.submit(custodian.sign(sealed)).status_code == 201
+    return scope, agent, oid
+
+
+def _rehash(case: Case, scope: dict[str, Any], agent: AgentClient, digest: str | None,
+            minutes: int) -> None:
+    root = leaf_hash(bytes.fromhex(digest)).hex() if digest else "0" * 64
+    hashed = 1 if digest else 0
+    case.scan(agent=agent, scope=scope, minutes=minutes, root=root,
+              counts=ScanCounts(objects=1, hashed=hashed, hashed_bytes=hashed * 4096,
+                                present=0, skipped={} if digest else {"unreadable": 1}))
+
+
+class TestSealedContainerBeforeExpiry:
+    def test_the_same_digest_keeps_custody_in_force(self, case: Case) -> None:
+        scope, agent, oid = _container(case)
+        _rehash(case, scope, agent, DIGEST, minutes=1)
+        with case.env.db.read() as session:
+            assert session.get_one(Obligation, oid).state == "in_force"
+
+    def test_another_digest_breaches_it_and_the_tick_judges_it(self, case: Case) -> None:
+        scope, agent, oid = _container(case)
+        _rehash(case, scope, agent, DIGEST, minutes=1)
+        _rehash(case, scope, agent, hashlib.sha256(b"opened").hexdigest(), minutes=2)
+        with case.env.db.read() as session:
+            assert session.get_one(Obligation, oid).state == "breached"
+        (episode,) = _at(case, case.env.clock.now() + timedelta(minutes=5))
+        assert episode.startswith(f"breached:obligation:{oid}:")
+        (row,) = [j for j in judgments(case.env) if j.obligation_id == oid]
+        assert verified_predicate(case.env, row).finding == "breached"
+
+    def test_an_unreadable_container_breaches_it_too(self, case: Case) -> None:
+        scope, agent, oid = _container(case)
+        _rehash(case, scope, agent, None, minutes=1)
+        with case.env.db.read() as session:
+            assert session.get_one(Obligation, oid).state == "breached"

@@ -1,4 +1,5 @@
-"""Where items may live: a directory tree, a SQL table, an object-store prefix."""
+"""Where items may live: a directory tree, a SQL table, an object-store prefix; and a
+sealed container a custodian holds."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from deletion_audit_agent.config import (
     Access,
     DirectoryAccess,
     ObjectStoreAccess,
+    SealedContainerAccess,
     SqlAccess,
 )
 from deletion_audit_agent.sources.base import Hashed, Removal, Seen, Skipped, Source, Throttle
@@ -30,4 +32,8 @@ def open_source(access: Access, *, jobs: int, throttle: Throttle, cache: State |
         from deletion_audit_agent.sources.s3 import S3Source
 
         return S3Source(access, jobs=jobs, throttle=throttle)
+    if isinstance(access, SealedContainerAccess):
+        from deletion_audit_agent.sources.sealed import SealedContainerSource
+
+        return SealedContainerSource(access, throttle=throttle)
     raise TypeError(f"unknown access {access!r}")
