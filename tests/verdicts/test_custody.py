@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from deletion_audit.clock import FixedClock
@@ -17,6 +18,7 @@ from tests.scheduling.test_tick import judgments, run, verified_predicate
 from tests.support.agents import AgentClient, enroll
 from tests.support.statements import Signer, custody_obligation, obligation
 from tests.verdicts.conftest import Case
+from tests.verdicts.test_replay import replayed
 
 
 def _expiry(case: Case, oid: int) -> datetime:
@@ -125,3 +127,12 @@ class TestSealedContainerBeforeExpiry:
         _rehash(case, scope, agent, None, minutes=1)
         with case.env.db.read() as session:
             assert session.get_one(Obligation, oid).state == "breached"
+
+
+def test_a_container_breach_replays_from_the_log(case: Case, tmp_path: Path) -> None:
+    _clean(case)
+    scope, agent, _oid = _container(case)
+    _rehash(case, scope, agent, hashlib.sha256(b"opened").hexdigest(), minutes=3)
+    predicate = replayed(case, tmp_path)
+    assert (predicate["outcome"], predicate["reasons"]) == (
+        "not_verified", ["obligation_breached"])
