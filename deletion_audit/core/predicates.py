@@ -296,7 +296,7 @@ class CustodyStatementPredicate(PredicateModel):
     obligation_id: NonEmpty
     party_id: NonEmpty
     medium_id: NonEmpty
-    action: Literal["sealed", "destroyed"]
+    action: Literal["sealed", "destroyed", "sanitised"]
     item_count: Count
     items_root: HexDigest | None = None
     """The inventory root of what was sealed."""

@@ -106,8 +106,8 @@ class PersonStatement(Base):
     predicate_type: Mapped[str] = mapped_column(String(128))
     data_flow_id: Mapped[int | None] = mapped_column(ForeignKey("data_flows.id"), index=True)
     obligation_id: Mapped[int | None] = mapped_column(ForeignKey("obligations.id"), index=True)
-    # vendor: deleted | not-received | retained-under-custody; custody: sealed | destroyed;
-    # deidentify: pass | fail.
+    # vendor: deleted | not-received | retained-under-custody; custody: sealed | destroyed |
+    # sanitised; deidentify: pass | fail.
     outcome: Mapped[str] = mapped_column(String(32))
     # When the signer says it was so (statedAt, occurredAt, checkedAt).
     stated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -148,8 +148,9 @@ def person_statement_effect(
 ) -> ObligationState | None:
     """The obligation state a person's statement moves its obligation to, if any.
 
-    - custody ``destroyed``: the sealed backup is gone, so a ``custody-until`` obligation in
-      force is discharged (DESIGN: custody-until is "sealed backup destroyed at a date");
+    - custody ``destroyed`` (or ``sanitised``: the medium overwritten): the sealed backup
+      is gone, so a ``custody-until`` obligation in force is discharged (DESIGN:
+      custody-until is "sealed backup destroyed at a date");
       ``sealed`` is recorded and leaves it in force;
     - deidentify ``fail``: the examiner found the published dataset breaking its masking
       rules, so the obligation is breached (the verdict blocks on it), also one the
@@ -163,7 +164,8 @@ def person_statement_effect(
     if obligation is None:
         return None
     state = ObligationState(obligation.state)
-    if (isinstance(predicate, CustodyStatementPredicate) and predicate.action == "destroyed"
+    if (isinstance(predicate, CustodyStatementPredicate)
+            and predicate.action in ("destroyed", "sanitised")
             and state is ObligationState.IN_FORCE):
         return ObligationState.DISCHARGED
     # A later check that fails breaches a list the prosecutor had discharged too: the

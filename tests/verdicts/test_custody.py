@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deletion_audit.clock import FixedClock
 from deletion_audit.core.merkle import leaf_hash
 from deletion_audit.core.predicates import ScanCounts
@@ -55,13 +57,15 @@ class TestCustodyAtExpiry:
         assert "custody-until due" in predicate.detail
         assert _at(case, due + timedelta(days=1)) == []  # once
 
-    def test_a_destruction_statement_before_expiry_discharges_it(self, case: Case) -> None:
+    @pytest.mark.parametrize("action", ["destroyed", "sanitised"])
+    def test_a_destruction_statement_before_expiry_discharges_it(self, case: Case,
+                                                                 action: str) -> None:
         _clean(case)
         oid = custody_obligation(case.client, case.world)
         due = _expiry(case, oid)
         custodian = Signer.register(case.client, case.world["custodian-officer"])
         r = custodian.submit(custodian.sign(custodian.custody(
-            case.world, obligation_id=oid, occurred_at=case.env.clock.now())))
+            case.world, obligation_id=oid, occurred_at=case.env.clock.now(), action=action)))
         assert r.status_code == 201, r.text
         assert _at(case, due + timedelta(minutes=5)) == []
         with case.env.db.read() as session:
