@@ -11,7 +11,8 @@ CONTEXT = {"case_number": "(2024)沪03民特25号", "case_title": "某公司人�
            "judged_at": "2026-03-02 09:45 北京时间", "statement_id": "ab" * 32,
            "obligation": "整改回复", "review_id": 3, "kind": "unannounced",
            "kind_zh": "不预告", "challenges": 2, "closes_at": "2026-04-02 09:30 北京时间",
-           "outcome": "findings", "outcome_zh": "发现问题"}
+           "outcome": "findings", "outcome_zh": "发现问题",
+           "detail": "retention: image older than 24 h in scope 2"}
 
 
 class TestTemplates:
