@@ -8,8 +8,10 @@ one does nothing twice, and two instances ticking at once judge each episode onc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
@@ -129,24 +131,16 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
         silences = liveness.due_silences(session, now=now)
         overdue = deadlines.due_overdue(session, now=now)
         breached = breaches.due_breaches(session)
-    for silence in silences:
-        try:
-            if _judge_silence(db, silence, service_key=service_key, now=now):
-                report.judgments.append(silence.episode)
-        except IntegrityError:
-            log.info("judged concurrently", extra={"episode": silence.episode})
-    for item in overdue:
-        try:
-            if _judge_overdue(db, item, service_key=service_key, now=now):
-                report.judgments.append(item.episode)
-        except IntegrityError:
-            log.info("judged concurrently", extra={"episode": item.episode})
-    for breach in breached:
-        try:
-            if _judge_breach(db, breach, service_key=service_key, now=now):
-                report.judgments.append(breach.episode)
-        except IntegrityError:
-            log.info("judged concurrently", extra={"episode": breach.episode})
+    judges: list[tuple[Sequence[Any], Callable[..., bool]]] = [
+        (silences, _judge_silence), (overdue, _judge_overdue), (breached, _judge_breach)]
+    for due, judge_one in judges:
+        for item in due:
+            try:
+                if judge_one(db, item, service_key=service_key, now=now):
+                    report.judgments.append(item.episode)
+            except IntegrityError:
+                # Another instance judged this episode first (its guard row is unique).
+                log.info("judged concurrently", extra={"episode": item.episode})
     report.reviews = reviews.run(db, service_key=service_key, now=now)
     if archiver is not None:
         report.archived = archive.run(db, archiver, now=now)
