@@ -131,7 +131,9 @@ class TestServeEmbedded:
             assert (data / key).stat().st_mode & 0o777 == 0o600
         url = Settings(data_dir=data).database_url
         assert grow_and_watch(url, embedded.base, 5) == 7
-        assert (data / "checkpoint").read_text().startswith(Settings().log_origin + "\n7\n")
+        # The file outside the database is written just after the commit that the API serves.
+        wait_for(lambda: (data / "checkpoint").read_text().startswith(
+            Settings().log_origin + "\n7\n"), 10, "the checkpoint file to reach size 7")
 
     def test_log_verify_cli_on_the_served_data(
         self, embedded: Running, tmp_path: Path, env: dict[str, str]
