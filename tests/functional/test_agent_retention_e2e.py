@@ -20,7 +20,7 @@ from deletion_audit.core import dsse
 from deletion_audit.core.predicates import ScanPredicate, parse_predicate
 from deletion_audit.core.statements import parse_statement
 from deletion_audit.models import Attestation, Obligation, PartyRole
-from tests.functional.test_agent_e2e import Setup, agent, issue_token, setup, write_config
+from tests.support.agent_e2e import Setup, agent, issue_token, setup, write_config
 from tests.support.statements import Signer
 
 __all__ = ["setup"]  # the fixture, for this module's tests

@@ -35,8 +35,8 @@ from deletion_audit.config import Settings
 from deletion_audit.core import dsse
 from deletion_audit.core import manifest as mf
 from deletion_audit.db import Database
-from tests.functional.test_agent_e2e import jpeg
 from tests.functional.test_serve import CLI, Running, start_server, stop, wait_for
+from tests.support.agent_e2e import jpeg
 from tests.support.evidence import examiner_key, write_signed
 from tests.support.log import LogEnv
 from tests.support.world import World, make_world
