@@ -416,6 +416,9 @@ def _store(
     if scan is not None and scan.last:
         custody.check_container(session, case_id=agent.case_id, scope=scope, predicate=scan,
                                 statement_id=parsed.sid, now=now)
+        custody.check_destruction(
+            session, case_id=agent.case_id, statement_id=parsed.sid, now=now,
+            scan=custody.scan_record(session, agent_id=agent.id, scan_id=scan.scan_id))
     return Outcome(201, receipt(row))
 
 

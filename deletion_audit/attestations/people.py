@@ -49,6 +49,7 @@ from deletion_audit.attestations.ingest import (
     _Refuse,
     receipt,
 )
+from deletion_audit.cases import custody
 from deletion_audit.cases.access import CaseAccess, case_access
 from deletion_audit.cases.permissions import Action, describe_role, who_may
 from deletion_audit.cases.service import log_event
@@ -363,5 +364,8 @@ def _store(
         session, attestation=row, predicate=predicate, user_id=key.user_id,
         key_id=key.key_id, party_id=access.party.id, data_flow_id=judged.data_flow_id,
         obligation_id=judged.obligation_id, now=now)
+    if isinstance(predicate, CustodyStatementPredicate):
+        # Scans that arrived before the statement are judged against it now.
+        custody.check_destruction(session, case_id=access.case.id, statement_id=sid, now=now)
     return Outcome(201, receipt(row))
 

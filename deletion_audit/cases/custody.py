@@ -4,8 +4,14 @@ each finished scan with the container digest the custodian's latest ``sealed`` s
 recorded. A scan of one object whose root is that digest's RFC 6962 leaf keeps the
 obligation in force; anything else (another digest, an unreadable or missing container)
 breaches it with a logged event, which the verdict blocks on, the replay derives and
-``tick(now)`` judges (scheduling/breaches.py). At expiry the ``destroyed`` statement is
-due: the deadline machinery judges it overdue if it is missing (scheduling/deadlines.py)."""
+``tick(now)`` judges (scheduling/breaches.py). A scan of the container started after the
+custodian said it was destroyed is not compared (the container is meant to be gone).
+
+At expiry the ``destroyed`` (or ``sanitised``) statement is due, and with it a check that
+none of the items appear anywhere (verdicts/custody.py says where each part is decided):
+:func:`check_destruction` breaches the obligation, with a logged event naming the scopes,
+when a counted scan of another scope finished after that statement found manifest items —
+at the scan's ingest and at the statement's, so the order of arrival does not matter."""
 
 from __future__ import annotations
 
@@ -29,9 +35,11 @@ from deletion_audit.models import (
     ObligationKind,
     ObligationState,
     PersonStatement,
+    ScanRecord,
     Scope,
     ScopeKind,
 )
+from deletion_audit.verdicts.custody import DirtyScan, destroyed_at, dirty_scans
 
 
 def sealed_digest(session: Session, obligation_id: int) -> str | None:
@@ -77,6 +85,9 @@ def check_container(session: Session, *, case_id: int, scope: Scope,
         digest = sealed_digest(session, row.id)
         if digest is None:
             continue  # nothing recorded at sealing to compare with
+        gone = destroyed_at(session, row.id)
+        if gone is not None and predicate.started_at >= gone:
+            continue  # read after the custodian destroyed it: nothing to keep unchanged
         found = problem(predicate, digest)
         if found is None:
             continue
@@ -91,3 +102,55 @@ def check_container(session: Session, *, case_id: int, scope: Scope,
         }, now=now)
         breached.append(row.id)
     return breached
+
+
+def _breach(session: Session, row: Obligation, *, found: list[DirtyScan], statement_id: str,
+            now: datetime) -> None:
+    previous = row.state
+    row.state, row.state_changed_at = ObligationState.BREACHED.value, now
+    session.flush()
+    scopes = sorted({d.scope_id for d in found})
+    log_event(session, "obligation", {
+        "action": "state", "caseId": row.case_id, "obligationId": row.id,
+        "from": previous, "to": ObligationState.BREACHED.value,
+        "reason": "after the custodian's destruction statement, manifest items were found: "
+                  + "; ".join(f"scan {d.scan_id} of scope {d.scope_id}: {d.items} items"
+                              for d in found),
+        "scopeIds": scopes, "by": None, "statementId": statement_id,
+    }, now=now)
+
+
+def check_destruction(session: Session, *, case_id: int, statement_id: str, now: datetime,
+                      scan: ScanRecord | None = None) -> list[int]:
+    """Breach each custody-until obligation of the case (in force or discharged) whose
+    earliest destruction statement is followed by a counted scan that found manifest
+    items: every such scan when a custody statement arrives, only ``scan`` when a scan's
+    last part does. The obligations breached."""
+    if scan is not None and scan.scope_id in _sealed_scopes(session, case_id):
+        return []
+    rows = session.execute(select(Obligation).where(
+        Obligation.case_id == case_id, Obligation.kind == ObligationKind.CUSTODY_UNTIL.value,
+        Obligation.state.in_([ObligationState.IN_FORCE.value,
+                              ObligationState.DISCHARGED.value]))
+        .order_by(Obligation.id)).scalars().all()
+    breached = []
+    for row in rows:
+        since = destroyed_at(session, row.id)
+        if since is None:
+            continue
+        found = dirty_scans(session, case_id=case_id, since=since,
+                            scan_pk=scan.id if scan is not None else None)
+        if found:
+            _breach(session, row, found=found, statement_id=statement_id, now=now)
+            breached.append(row.id)
+    return breached
+
+
+def scan_record(session: Session, *, agent_id: int, scan_id: str) -> ScanRecord | None:
+    return session.execute(select(ScanRecord).where(
+        ScanRecord.agent_id == agent_id, ScanRecord.scan_id == scan_id)).scalar_one_or_none()
+
+
+def _sealed_scopes(session: Session, case_id: int) -> set[int]:
+    return set(session.execute(select(Scope.id).where(
+        Scope.case_id == case_id, Scope.kind == ScopeKind.SEALED_CONTAINER.value)).scalars())

@@ -53,7 +53,7 @@ from deletion_audit.models import (
     UserKey,
 )
 from deletion_audit.models.manifests import KIND_CODES, KIND_NAMES
-from deletion_audit.verdicts import queries
+from deletion_audit.verdicts import custody, queries
 from deletion_audit.verdicts.reasons import LIMIT_EN, LIMIT_ZH, REASONS, outcome_of
 from deletion_audit.verdicts.schemas import (
     DataFlowVerdict,
@@ -117,8 +117,11 @@ class _Found:
             entry["items"] = (entry["items"] or 0) + concerns["items"]
 
     def reasons(self) -> list[ReasonRead]:
-        return [ReasonRead(code=code, zh=REASONS[code][1], en=REASONS[code][2], **entry)
-                for code, entry in sorted(self.codes.items())]
+        return [_reason(code, **entry) for code, entry in sorted(self.codes.items())]
+
+
+def _reason(code: str, **concerns: Any) -> ReasonRead:
+    return ReasonRead(code=code, zh=REASONS[code][1], en=REASONS[code][2], **concerns)
 
 
 def active_manifest(session: Session, case_id: int) -> Manifest | None:
@@ -287,8 +290,10 @@ def _obligations(session: Session, *, case_id: int, deletion_shown: bool, now: d
     """Overdue: the derived due instant passed on the domain clock and the obligation is
     neither fulfilled nor waived. ``delete-manifest`` is fulfilled when deletion is shown
     (no item present, every scope covered); ``document`` when accepted; ``custody-until``
-    when discharged. ``retention`` and ``deidentify`` in force do not block; any breached
-    obligation does."""
+    when discharged (verdicts/custody.py: a destruction statement and clean scans of every
+    other scope after it), and one in force says what it still lacks (``pending``; a
+    reason of the verdict once it is overdue). ``retention`` and ``deidentify`` in force do
+    not block; any breached obligation does."""
     out = []
     for row in session.execute(select(Obligation).where(Obligation.case_id == case_id)
                                .order_by(Obligation.id)).scalars():
@@ -305,9 +310,15 @@ def _obligations(session: Session, *, case_id: int, deletion_shown: bool, now: d
             found.add("obligation_overdue", obligation_ids=[row.id])
         if breached:
             found.add("obligation_breached", obligation_ids=[row.id])
+        waiting = custody.pending(session, row)
+        if waiting is not None and overdue:
+            # Expired: the verdict names what custody's end still lacks.
+            found.add(waiting.code, obligation_ids=[row.id], scope_ids=list(waiting.scope_ids))
         out.append(ObligationVerdict(
             id=row.id, kind=row.kind, title=row.title, state=row.state, due_at=row.due_at,
-            fulfilled=fulfilled, overdue=overdue, blocking=overdue or breached))
+            fulfilled=fulfilled, overdue=overdue, blocking=overdue or breached,
+            pending=_reason(waiting.code, obligation_ids=[row.id],
+                            scope_ids=list(waiting.scope_ids)) if waiting else None))
     return out
 
 

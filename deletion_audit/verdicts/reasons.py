@@ -34,6 +34,18 @@ REASONS: Mapping[str, tuple[Outcome, str, str]] = {
         Outcome.NOT_VERIFIED,
         "最近一次回头看发现证据清单中的项目再次出现",
         "the latest follow-up review found manifest items present again"),
+    # A custody-until obligation expired in force (verdicts/custody.py): these say why.
+    "custody_destruction_not_stated": (
+        Outcome.NOT_VERIFIED,
+        "封存备份到期，保管方尚未声明已销毁或已彻底清除",
+        "custody expired and the custodian has not stated the sealed backup destroyed or "
+        "sanitised"),
+    "custody_absence_not_shown": (
+        Outcome.NOT_VERIFIED,
+        "封存备份到期，但尚未证明其项目在其他任何范围中都不存在：有范围在销毁声明之后没有"
+        "未发现项目的带挑战完整扫描",
+        "custody expired but its items are not shown absent everywhere: a scope lacks a clean "
+        "challenged complete scan after the destruction statement"),
     "no_manifest": (
         Outcome.INSUFFICIENT_EVIDENCE,
         "本案尚无生效的证据清单",

@@ -34,6 +34,7 @@ from deletion_audit.models import (
     ScanRecord,
     VerdictMark,
 )
+from deletion_audit.verdicts import custody
 
 PersonPredicate = VendorPredicate | CustodyStatementPredicate | DeidentifyPredicate
 
@@ -138,6 +139,9 @@ def record_statement(
     if isinstance(predicate, ScanPredicate):
         record_scan(session, attestation=attestation, predicate=predicate,
                     challenge_id=challenge_id, now=now)
+        if predicate.last:
+            # A clean scan may be the last piece a custody obligation's discharge waited for.
+            custody.settle(session, case_id=attestation.case_id, now=now)
     else:
         record_deletion(session, attestation=attestation, predicate=predicate)
     mark_changed(session, case_id=attestation.case_id, now=now)
@@ -148,10 +152,9 @@ def person_statement_effect(
 ) -> ObligationState | None:
     """The obligation state a person's statement moves its obligation to, if any.
 
-    - custody ``destroyed`` (or ``sanitised``: the medium overwritten): the sealed backup
-      is gone, so a ``custody-until`` obligation in force is discharged (DESIGN:
-      custody-until is "sealed backup destroyed at a date");
-      ``sealed`` is recorded and leaves it in force;
+    - custody statements change nothing here: a ``destroyed`` (or ``sanitised``) one
+      discharges its ``custody-until`` obligation only together with clean scans of every
+      other scope after it (verdicts/custody.py :func:`settle`, run after this);
     - deidentify ``fail``: the examiner found the published dataset breaking its masking
       rules, so the obligation is breached (the verdict blocks on it), also one the
       prosecutor had discharged;
@@ -164,10 +167,6 @@ def person_statement_effect(
     if obligation is None:
         return None
     state = ObligationState(obligation.state)
-    if (isinstance(predicate, CustodyStatementPredicate)
-            and predicate.action in ("destroyed", "sanitised")
-            and state is ObligationState.IN_FORCE):
-        return ObligationState.DISCHARGED
     # A later check that fails breaches a list the prosecutor had discharged too: the
     # dataset is published, and it no longer meets the rules.
     if (isinstance(predicate, DeidentifyPredicate) and predicate.result == "fail"
@@ -208,5 +207,7 @@ def record_person_statement(
     if obligation is not None and effect is not None:
         obligation.state, obligation.state_changed_at = effect.value, now
     session.flush()
+    if isinstance(predicate, CustodyStatementPredicate):
+        custody.settle(session, case_id=attestation.case_id, now=now)
     mark_changed(session, case_id=attestation.case_id, now=now)
     return row

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Grade = Literal["company", "examiner", "witnessed"]
 OutcomeName = Literal["verified", "insufficient_evidence", "not_verified"]
@@ -93,6 +93,10 @@ class ObligationVerdict(_Frozen):
     fulfilled: bool
     overdue: bool
     blocking: bool
+    # Left out when None, so reports signed before the field existed keep their digests.
+    pending: ReasonRead | None = Field(default=None, exclude_if=lambda v: v is None)
+    """What an obligation in force still lacks to be discharged (custody-until: the
+    destruction statement, or clean scans of the scopes it names after it)."""
 
 
 class ManifestRef(_Frozen):

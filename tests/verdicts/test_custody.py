@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from deletion_audit.clock import FixedClock
 from deletion_audit.core.merkle import leaf_hash
 from deletion_audit.core.predicates import ScanCounts
-from deletion_audit.models import Obligation, PartyRole
+from deletion_audit.models import Event, Obligation, PartyRole
 from deletion_audit.verdicts.tasks import recompute_verdicts
 from tests.scheduling.test_tick import judgments, run, verified_predicate
-from tests.support.agents import AgentClient, enroll
+from tests.support.agents import AgentClient, declare_scope, enroll
 from tests.support.statements import Signer, custody_obligation, obligation
 from tests.verdicts.conftest import Case
 from tests.verdicts.test_replay import replayed
@@ -140,3 +141,151 @@ def test_a_container_breach_replays_from_the_log(case: Case, tmp_path: Path) -> 
     predicate = replayed(case, tmp_path)
     assert (predicate["outcome"], predicate["reasons"]) == (
         "not_verified", ["obligation_breached"])
+
+
+# -- at expiry: "none of its items appear anywhere" ---------------------------------------
+
+
+def _destroy(case: Case, oid: int, occurred_at: datetime, action: str = "destroyed") -> None:
+    custodian = Signer.register(case.client, case.world["custodian-officer"])
+    r = custodian.submit(custodian.sign(custodian.custody(
+        case.world, obligation_id=oid, occurred_at=occurred_at, action=action)))
+    assert r.status_code == 201, r.text
+
+
+def _obligation_verdict(case: Case, oid: int) -> dict[str, Any]:
+    (entry,) = [o for o in case.verdict()["report"]["obligations"] if o["id"] == oid]
+    return entry
+
+
+def _state(case: Case, oid: int) -> str:
+    with case.env.db.read() as session:
+        return session.get_one(Obligation, oid).state
+
+
+def _events(case: Case, oid: int) -> list[dict[str, Any]]:
+    with case.env.db.read() as session:
+        return [e.body for e in session.execute(select(Event).where(
+            Event.type == "obligation").order_by(Event.id)).scalars()
+            if e.body.get("obligationId") == oid]
+
+
+class TestCustodyEndsWithItemsAbsentEverywhere:
+    def test_a_statement_without_a_later_clean_scan_stays_in_force_with_its_reason(
+        self, case: Case
+    ) -> None:
+        _clean(case)  # finishes two minutes from now
+        oid = custody_obligation(case.client, case.world)
+        _destroy(case, oid, case.env.clock.now() + timedelta(minutes=3))
+        assert _state(case, oid) == "in_force"
+        pending = _obligation_verdict(case, oid)["pending"]
+        assert (pending["code"], pending["scope_ids"]) == (
+            "custody_absence_not_shown", [case.scope["id"]])
+        assert case.verdict()["outcome"] == "verified"  # in force does not block
+        case.scan(minutes=4)
+        assert _state(case, oid) == "discharged"
+        assert "pending" not in _obligation_verdict(case, oid)
+
+    @pytest.mark.parametrize("order", ["statement_first", "scans_first"])
+    @pytest.mark.parametrize("action", ["destroyed", "sanitised"])
+    def test_every_other_scope_scanned_clean_after_it_discharges_it_in_either_order(
+        self, case: Case, order: str, action: str, tmp_path: Path
+    ) -> None:
+        second = declare_scope(case.client, case.world, name="门店备份")
+        agent = enroll(case.client, case.world, scope_ids=[second["id"]])
+        oid = custody_obligation(case.client, case.world)
+        occurred = case.env.clock.now() - timedelta(hours=1)
+        if order == "statement_first":
+            _destroy(case, oid, occurred, action)
+        case.scan(minutes=1)
+        assert _state(case, oid) == "in_force"
+        case.scan(agent=agent, scope=second, minutes=2)
+        if order == "scans_first":
+            assert _state(case, oid) == "in_force"
+            _destroy(case, oid, occurred, action)
+        assert _state(case, oid) == "discharged"
+        predicate = replayed(case, tmp_path)
+        assert predicate["outcome"] == "verified"
+
+    def test_a_sealed_container_scope_is_not_asked_for_and_not_compared_after_it(
+        self, case: Case
+    ) -> None:
+        scope, agent, oid = _container(case)
+        _destroy(case, oid, case.env.clock.now())
+        _rehash(case, scope, agent, None, minutes=1)  # the container is gone: unreadable
+        assert _state(case, oid) == "in_force"
+        case.scan(minutes=2)
+        assert _state(case, oid) == "discharged"
+
+    def test_expired_without_the_statement_the_verdict_names_it(self, case: Case) -> None:
+        _clean(case)
+        oid = custody_obligation(case.client, case.world)
+        (episode,) = _at(case, _expiry(case, oid) + timedelta(minutes=5))
+        assert episode.startswith(f"overdue:obligation:{oid}:")
+        reason = _reason(case, "custody_destruction_not_stated")
+        assert (reason["obligation_ids"], reason["scope_ids"]) == ([oid], [])
+        assert reason["zh"]
+        assert reason["en"]
+
+    def test_expired_with_the_statement_but_no_later_scan_is_overdue_naming_the_scope(
+        self, case: Case, tmp_path: Path
+    ) -> None:
+        _clean(case)
+        oid = custody_obligation(case.client, case.world)
+        _destroy(case, oid, case.env.clock.now() + timedelta(minutes=5))
+        due = _expiry(case, oid)
+        assert _at(case, due - timedelta(hours=1)) == []
+        (episode,) = _at(case, due + timedelta(minutes=5))
+        assert episode.startswith(f"overdue:obligation:{oid}:")
+        reason = _reason(case, "custody_absence_not_shown")
+        assert (reason["obligation_ids"], reason["scope_ids"]) == ([oid], [case.scope["id"]])
+        # The signed verdict with that reason is re-derived from the logged events.
+        predicate = replayed(case, tmp_path)
+        assert predicate["reasons"] == ["custody_absence_not_shown", "obligation_overdue"]
+
+    @pytest.mark.parametrize("order", ["statement_first", "scan_first"])
+    def test_items_found_after_it_breach_it_naming_the_scope_in_either_order(
+        self, case: Case, order: str, tmp_path: Path
+    ) -> None:
+        oid = custody_obligation(case.client, case.world)
+        occurred = case.env.clock.now() - timedelta(hours=1)
+        if order == "statement_first":
+            _destroy(case, oid, occurred)
+        case.scan(present=case.digests[:2], minutes=1)
+        if order == "scan_first":
+            assert _state(case, oid) == "in_force"
+            _destroy(case, oid, occurred)
+        assert _state(case, oid) == "breached"
+        breach = _events(case, oid)[-1]
+        assert (breach["from"], breach["to"], breach["scopeIds"]) == (
+            "in_force", "breached", [case.scope["id"]])
+        assert f"of scope {case.scope['id']}: 2 items" in breach["reason"]
+        predicate = replayed(case, tmp_path)
+        assert predicate["reasons"] == ["items_present", "obligation_breached"]
+        (episode,) = _at(case, case.env.clock.now() + timedelta(minutes=5))
+        assert episode.startswith(f"breached:obligation:{oid}:")
+
+    def test_items_found_after_a_discharge_breach_it_too(self, case: Case) -> None:
+        oid = custody_obligation(case.client, case.world)
+        _destroy(case, oid, case.env.clock.now() - timedelta(hours=1))
+        case.scan(minutes=1)
+        assert _state(case, oid) == "discharged"
+        case.scan(present=case.digests[:1], minutes=2)
+        assert _state(case, oid) == "breached"
+        assert _events(case, oid)[-1]["from"] == "discharged"
+
+    def test_items_found_before_the_statement_do_not_breach_it(self, case: Case) -> None:
+        oid = custody_obligation(case.client, case.world)
+        case.scan(present=case.digests[:1])
+        case.delete(case.digests[:1], minutes=1)
+        _destroy(case, oid, case.env.clock.now() + timedelta(minutes=1))
+        assert _state(case, oid) == "in_force"
+        case.scan(minutes=2)
+        assert _state(case, oid) == "discharged"
+
+
+def _reason(case: Case, code: str) -> dict[str, Any]:
+    verdict = case.verdict(recompute=False)
+    assert verdict["outcome"] == "not_verified"
+    (reason,) = [r for r in verdict["report"]["reasons"] if r["code"] == code]
+    return reason
