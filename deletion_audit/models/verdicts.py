@@ -23,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,6 +47,9 @@ class ScanRecord(Base):
     finished: Mapped[bool] = mapped_column(Boolean)
     coverage: Mapped[str | None] = mapped_column(String(16))
     objects: Mapped[int | None] = mapped_column(BigInteger)
+    # The last part carried an age summary (a scope under a retention rule asks for one).
+    ages_reported: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                server_default=false())
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime] = mapped_column(UtcDateTime())
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
