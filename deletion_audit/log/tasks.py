@@ -35,10 +35,16 @@ def integrate_pending(db: Database, *, keys: LogKeys, settings: Settings, clock:
                 session, signer=keys.log_signer, origin=keys.origin,
                 now=clock.now(), batch=settings.integrate_batch,
             )
+            note = result.checkpoint
+            if note is None and result.size > _recorded_size(settings):
+                # Integrated in another transaction (the verdict job integrates before it
+                # computes): bring the file up to the latest signed checkpoint.
+                latest = service.latest_checkpoint(session)
+                note = latest.note if latest is not None else None
         total += result.integrated
-        if result.checkpoint is not None and result.size > _recorded_size(settings):
+        if note is not None and result.size > _recorded_size(settings):
             # Written after commit: a crash in between leaves the file behind, never ahead.
-            record_checkpoint(settings.checkpoint_path, result.checkpoint)
+            record_checkpoint(settings.checkpoint_path, note)
         if result.integrated < settings.integrate_batch:
             if total:
                 log.info("integrated leaves", extra={"count": total, "size": result.size})

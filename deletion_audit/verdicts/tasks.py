@@ -1,19 +1,46 @@
 """The debounced verdict job: a fixed APScheduler job; each case in its own transaction,
 so one case's failure neither blocks nor undoes the others. A late or repeated run is
-harmless: it does whatever is due at ``now``."""
+harmless: it does whatever is due at ``now``.
+
+A verdict states the log size it is ``as_of``, and the bundle verifier re-derives it from
+exactly the events below that size. So each case's transaction first integrates every
+pending leaf and then computes, both from one snapshot: on SQLite the one writer sees
+nothing commit meanwhile; on PostgreSQL the transaction runs at ``REPEATABLE READ``, so an
+event committed while it runs is neither integrated nor read — it waits for the next
+version. A concurrent integrator makes PostgreSQL refuse the transaction (a serialization
+failure); the case keeps its marks and the next run computes it afresh."""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from deletion_audit.clock import Clock
 from deletion_audit.db import Database
+from deletion_audit.log import service as log
 from deletion_audit.log.identity import LogKeys
 from deletion_audit.verdicts import service, summaries
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
+
+_SERIALIZATION_FAILURE = "40001"
+
+
+def _one_snapshot(db: Database, session: Session) -> None:
+    """Make ``session``'s transaction read one snapshot (call before its first statement)."""
+    if db.dialect == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def integrate_all(session: Session, *, keys: LogKeys, clock: Clock) -> int:
+    """Integrate every leaf pending in ``session``'s snapshot; the log size after."""
+    while True:
+        result = log.integrate(session, signer=keys.log_signer, origin=keys.origin,
+                               now=clock.now())
+        if result.checkpoint is None:
+            return result.size
 
 
 def recompute_verdicts(db: Database, *, keys: LogKeys, clock: Clock) -> list[int]:
@@ -24,6 +51,8 @@ def recompute_verdicts(db: Database, *, keys: LogKeys, clock: Clock) -> list[int
     for case_id, mark_ids in due:
         try:
             with db.write() as session:
+                _one_snapshot(db, session)
+                integrate_all(session, keys=keys, clock=clock)
                 # Summaries first: logged before the verdict version they accompany.
                 summaries.issue_missing(session, case_id=case_id, service_key=keys.service_key,
                                         now=clock.now())
@@ -32,9 +61,15 @@ def recompute_verdicts(db: Database, *, keys: LogKeys, clock: Clock) -> list[int
         except IntegrityError:
             # Another instance numbered the same version first; its marks stay for the next
             # run, which computes afresh.
-            log.info("verdict version taken concurrently", extra={"case_id": case_id})
+            logger.info("verdict version taken concurrently", extra={"case_id": case_id})
+            continue
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _SERIALIZATION_FAILURE:
+                raise
+            logger.info("log integrated concurrently; verdict next run",
+                        extra={"case_id": case_id})
             continue
         done.append(case_id)
     if done:
-        log.info("recomputed verdicts", extra={"cases": done})
+        logger.info("recomputed verdicts", extra={"cases": done})
     return done
