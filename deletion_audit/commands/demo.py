@@ -12,6 +12,7 @@ import click
 
 from deletion_audit.commands._common import CliError
 from deletion_audit.demo.evidence import SCALES, EvidenceError
+from deletion_audit.demo.month_after import REVIEW_DAYS, REVIEW_OUTCOME_ZH
 from deletion_audit.demo.processes import DemoError
 from deletion_audit.demo.say import Narrator
 from deletion_audit.demo.story import OUTCOME_ZH, Options, Story
@@ -35,8 +36,9 @@ def _terminated(_signum: int, _frame: FrameType | None) -> None:
 @click.option("--s3/--no-s3", default=True, show_default=True,
               help="Put some leftovers in an S3 bucket (needs the `weed` binary and boto3).")
 def demo(scale: str, out: Path, seed: int, s3: bool) -> None:
-    """Tell case 1 end to end: evidence, manifest, case, agent, deletion, challenge,
-    verdict, bundles, offline verification. Exits non-zero with one line if a step fails."""
+    """Tell case 1 end to end: evidence, manifest, case, agents, deletion, challenge,
+    verdict, the month after (the +30-day follow-up review), bundles, offline
+    verification. Exits non-zero with one line if a step fails."""
     narrator = Narrator()
     story = Story(Options(out=out, scale=scale, seed=seed, s3=s3), narrator)
     previous = signal.signal(signal.SIGTERM, _terminated)
@@ -52,6 +54,12 @@ def demo(scale: str, out: Path, seed: int, s3: bool) -> None:
     click.echo("")
     click.echo(f"裁决 / Verdict: {result.outcome}（{OUTCOME_ZH.get(result.outcome, '')}）"
                f" — 案件 / case {result.case_id}, {narrator.elapsed():.0f} s")
+    if result.review:
+        outcome = result.review["outcome"]
+        click.echo(f"回头看 / Follow-up review {result.review['id']} (+{REVIEW_DAYS} days): "
+                   f"{outcome}"
+                   f"（{REVIEW_OUTCOME_ZH.get(outcome, '')}）; verdicts "
+                   f"{' → '.join(result.outcomes)}")
     for note in result.notes:
         click.echo(f"注意 / Note: {note}")
     click.echo(f"写入 / Written into {story.layout.out}:")

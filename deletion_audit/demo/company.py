@@ -1,6 +1,7 @@
 """The company's systems after it claimed deletion (CASES.md, case 1): its recorder's
 directory (other files only), a backup directory with copies of manifest items, a visitor
-database with photos as BLOB rows, and an object-store bucket with more copies."""
+database with photos as BLOB rows, an object-store bucket with more copies, and a second
+host — a backup server — clean until an old backup is restored onto it a month later."""
 
 from __future__ import annotations
 
@@ -82,6 +83,32 @@ def build_directories(evidence: Evidence, leftovers: Leftovers, root: Path) -> t
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(evidence.path(item).read_bytes())
     return nvr, backup
+
+
+def build_second_host(evidence: Evidence, root: Path) -> Path:
+    """The company's backup server, another machine: in the first month it holds other
+    files only. Returns its root."""
+    host = root / "backup-server"
+    (host / "office").mkdir(parents=True, exist_ok=True)
+    for name, data in other_files(evidence.seed, "backup-server", _others(evidence, 100)):
+        (host / "office" / name).write_bytes(data)
+    return host
+
+
+def restored_items(leftovers: Leftovers) -> tuple[Item, ...]:
+    """What an old backup brings back onto the backup server in the month after: about half
+    of the copies once found (and deleted) in the backup directory, at least 3."""
+    return leftovers.backup[:max(3, len(leftovers.backup) // 2)]
+
+
+def restore_backup(evidence: Evidence, items: Sequence[Item], host: Path) -> int:
+    """Restore an old backup onto the backup server: ``items`` reappear in a layout of
+    their own. Returns the number of files written."""
+    for item in items:
+        target = host / "restored-2024-q1" / item.relpath.replace("/", "_")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(evidence.path(item).read_bytes())
+    return len(items)
 
 
 def build_database(evidence: Evidence, leftovers: Leftovers, path: Path) -> Path:

@@ -55,6 +55,15 @@ class Layout:
         return self.agent / "agent.toml"
 
     @property
+    def second_agent(self) -> Path:
+        """The agent on the company's second host (its backup server)."""
+        return self.out / "agent-backup-server"
+
+    @property
+    def second_agent_config(self) -> Path:
+        return self.second_agent / "agent.toml"
+
+    @property
     def bundles(self) -> Path:
         return self.out / "bundles"
 
@@ -79,7 +88,7 @@ class Layout:
     def _run_outputs(self) -> list[Path]:
         """Everything a run writes except the evidence tree (and its marker)."""
         return [self.data, self.keys, self.manifest_dir, self.company, self.agent,
-                self.bundles, self.logs, self.verifier_key, self.summary]
+                self.second_agent, self.bundles, self.logs, self.verifier_key, self.summary]
 
     def prepare(self) -> None:
         """Make ``out`` ready for a fresh run. A directory an earlier demo wrote is
@@ -100,7 +109,7 @@ class Layout:
             elif path.exists():
                 path.unlink()
         for directory in (self.keys, self.manifest_dir, self.company, self.agent,
-                          self.bundles, self.logs):
+                          self.second_agent, self.bundles, self.logs):
             directory.mkdir(mode=0o700)
 
 

@@ -152,9 +152,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_server(data_dir: Path, *, log: Path, env: Mapping[str, str]) -> tuple[Process, str]:
-    """``deletion-audit serve`` on a free 127.0.0.1 port; returns once /healthz answers."""
-    port = free_port()
+def start_server(data_dir: Path, *, log: Path, env: Mapping[str, str],
+                 port: int | None = None) -> tuple[Process, str]:
+    """``deletion-audit serve`` on 127.0.0.1 (``port``, else a free one); returns once
+    /healthz answers."""
+    port = port or free_port()
     server = Process([sys.executable, "-m", "deletion_audit", "serve", "--data-dir",
                       str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
                      log=log, env=env)

@@ -1,6 +1,7 @@
 """Case 1 of CASES.md told end to end over real processes: the examiner's manifest, the
-prosecutor's case, the company's agent finding the leftovers, deletion, a challenged
-re-scan, the verdict, the bundles and their offline verification.
+prosecutor's case, the company's agents (on its main host and its backup server) finding
+the leftovers, deletion, a challenged re-scan, the verdict, the month after (the +30-day
+follow-up review, demo/month_after.py), the bundles and their offline verification.
 
 Everything goes through the product's own surfaces — ``deletion-audit`` commands, the
 HTTP API with each person's bearer token, ``deletion-audit-agent`` with its TOML
@@ -18,13 +19,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from deletion_audit.demo import company
+from deletion_audit.demo import company, summary
 from deletion_audit.demo.api import Api, Person
 from deletion_audit.demo.evidence import Evidence, generate
 from deletion_audit.demo.layout import Layout, write_secret
+from deletion_audit.demo.month_after import MonthAfter
 from deletion_audit.demo.processes import (
     Commands,
     DemoError,
+    Process,
     child_env,
     start_s3,
     start_server,
@@ -44,6 +47,8 @@ PEOPLE = (
     ("officer", "sales-office", "company", "某房地产销售中心", "公司负责人"),
 )
 S3_KEYS = ("demo-access", "demo-secret")
+# tick(now) every second, so the reviews the domain clock makes due open and close at once.
+TICK_SECONDS = "1"
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class Scope:
     id: int
     name: str
     label: str
+    agent: Path
+    """The configuration of the agent bound to it (on the host that holds it)."""
 
 
 @dataclass
@@ -68,6 +75,12 @@ class Result:
     case_id: int = 0
     written: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    """Every verdict shown, in order."""
+    review: dict[str, Any] = field(default_factory=dict)
+    """The +30-day follow-up review as the server shows it once closed."""
+    restored: int = 0
+    """Copies an old backup brought back onto the backup server in the month after."""
 
 
 class Story:
@@ -88,6 +101,12 @@ class Story:
         self.nvr: Path
         self.backup: Path
         self.crm: Path
+        self.backup_server: Path
+        self.leftovers: company.Leftovers
+        self.server: Process
+        self.port: int | None = None
+        self.clock_env: dict[str, str] = {}
+        """The domain clock offset the server runs with (set for the month after)."""
 
     def run(self) -> Result:
         with self.stack:
@@ -105,6 +124,7 @@ class Story:
             self.delete(found)
             self.challenge()
             self.final_verdict()
+            MonthAfter(self).run()
             self.bundles()
             self.write_summary()
         return self.result
@@ -147,7 +167,8 @@ class Story:
         for user, org, kind, shown, role in PEOPLE:
             self.commands.cli("org", "add", org, "--kind", kind, "--display-name", shown, *data)
             self.commands.cli("user", "add", user, "--org", org, "--display-name", role, *data)
-            token = self.commands.cli("token", "create", user, "--days", "7", "--note",
+            # 90 days: the people still sign in for the month after (the +30-day review).
+            token = self.commands.cli("token", "create", user, "--days", "90", "--note",
                                       "demo", *data).stdout.strip()
             write_secret(self.layout.token_file(user), token + "\n")
             key = self.layout.key(user)
@@ -161,11 +182,7 @@ class Story:
 
     def serve(self) -> None:
         self.say.step("启动服务（本机 127.0.0.1）", "Starting the server on 127.0.0.1")
-        server, base = start_server(self.layout.data, log=self.layout.logs / "server.log",
-                                    env=self.commands.env)
-        self.stack.callback(server.stop)
-        self.api = Api(base)
-        self.stack.callback(self.api.close)
+        base = self.start_server("server.log")
         served = self.api.call(None, "GET", "/api/v1/log/key").strip()
         if served != self.vkey:
             raise DemoError("the server's log key is not the one `log init` created")
@@ -175,6 +192,25 @@ class Story:
                               "--label", "demo")
         self.say.detail(f"{base}，API 文档 {base}/docs；三把签名公钥已登记为公开日志事件",
                         "three signing keys registered as public log events")
+
+    def start_server(self, log: str, *, clock_offset: str | None = None) -> str:
+        """Start the server (again on the same port, so the agents find it); with
+        ``clock_offset`` its domain clock runs that far ahead (development only)."""
+        self.clock_env = ({"DELETION_AUDIT_DOMAIN_CLOCK_OFFSET": clock_offset}
+                          if clock_offset else {})
+        env = dict(self.commands.env, DELETION_AUDIT_TICK_INTERVAL_SECONDS=TICK_SECONDS,
+                   **self.clock_env)
+        self.server, base = start_server(self.layout.data, log=self.layout.logs / log,
+                                         env=env, port=self.port)
+        self.stack.callback(self.server.stop)
+        self.port = int(base.rsplit(":", 1)[1])
+        self.api = Api(base)
+        self.stack.callback(self.api.close)
+        return base
+
+    def stop_server(self) -> None:
+        self.api.close()
+        self.server.stop()
 
     def build_manifest(self) -> None:
         self.say.step("鉴定人制作并签署证据清单", "The examiner builds and signs the evidence "
@@ -256,15 +292,18 @@ class Story:
     def company_systems(self) -> None:
         self.say.step("公司声称已删除，但其系统中仍有残留",
                       "The company claims deletion, but copies remain on its systems")
-        leftovers = company.choose_leftovers(self.evidence)
+        self.leftovers = leftovers = company.choose_leftovers(self.evidence)
         root = self.layout.company
         self.nvr, self.backup = company.build_directories(self.evidence, leftovers, root)
         self.crm = company.build_database(self.evidence, leftovers, root / "crm.sqlite3")
+        self.backup_server = company.build_second_host(self.evidence, root)
         self.say.detail(f"录像机目录只剩其他文件；备份目录里有 {len(leftovers.backup)} 份清单"
                         f"项目的副本；访客数据库里有 {len(leftovers.rows)} 行照片",
                         f"the recorder's directory holds other files only; the backup "
                         f"directory holds {len(leftovers.backup)} copies; the visitor "
                         f"database {len(leftovers.rows)} photo rows")
+        self.say.detail("另一台主机——备份服务器——上只有其他文件",
+                        "the second host, a backup server, holds other files only")
         self.s3_endpoint = self._bucket(leftovers) if self.options.s3 else None
         if self.s3_endpoint is not None:
             self.say.detail(f"对象存储桶里有 {len(leftovers.objects)} 个对象是清单项目",
@@ -317,6 +356,8 @@ class Story:
             ("crm", "访客数据库 visitor database", "sql",
              {"table": company.TABLE, "key_columns": ["id"], "content_column": "photo",
               "encoding": "raw"}, "SH-QP/DB1"),
+            ("backup-server", "备份服务器 backup server", "directory",
+             {"root": str(self.backup_server)}, "SH-QP/BAK2"),
         ]
         if self.s3_endpoint is not None:
             declared.append(("bucket", "对象存储 bucket", "object_store",
@@ -327,49 +368,69 @@ class Story:
             row = self.api.call(officer, "POST", self._case("/scopes"), expect=201, json={
                 "name": name, "kind": kind, "spec": spec, "expects_data": True,
                 "location_codes": [code]})
-            self.scopes.append(Scope(id=int(row["id"]), name=name, label=label))
+            agent = (self.layout.second_agent_config if name == "backup-server"
+                     else self.layout.agent_config)
+            self.scopes.append(Scope(id=int(row["id"]), name=name, label=label, agent=agent))
         self.say.detail("、".join(s.label.split()[0] for s in self.scopes),
                         ", ".join(s.label.split(maxsplit=1)[1] for s in self.scopes))
 
-    def _agent_config(self) -> Path:
+    @property
+    def agents(self) -> list[Path]:
+        """The agents' configurations: the main host's, then the backup server's."""
+        return [self.layout.agent_config, self.layout.second_agent_config]
+
+    def _agent_config(self, config: Path) -> Path:
         lines = [f"server = {json.dumps(self.api.base)}",
-                 f"state_dir = {json.dumps(str(self.layout.agent / 'state'))}",
+                 f"state_dir = {json.dumps(str(config.parent / 'state'))}",
                  "retry_attempts = 3", ""]
-        for scope in self.scopes:
+        for scope in (s for s in self.scopes if s.agent == config):
             if scope.name == "crm":
                 lines += [f'[scopes."{scope.id}"]', f"url = {json.dumps(f'sqlite:///{self.crm}')}"]
             if scope.name == "bucket":
                 lines += [f'[scopes."{scope.id}"]', f'access_key_id = "{S3_KEYS[0]}"',
                           f'secret_access_key = "{S3_KEYS[1]}"']
         # It holds credentials: readable by the agent's user only.
-        return write_secret(self.layout.agent_config, "\n".join(lines) + "\n")
+        return write_secret(config, "\n".join(lines) + "\n")
 
     def enroll_agent(self) -> None:
-        self.say.step("检察官签发一次性注册令牌，公司的代理程序注册",
-                      "The prosecutor issues a one-time enrollment token; the company's agent "
-                      "enrolls")
-        token = self.api.call(self.people["prosecutor"], "POST",
-                              self._case("/enrollment-tokens"), expect=201, json={
-                                  "party_id": self.parties["respondent"],
-                                  "scope_ids": [s.id for s in self.scopes],
-                                  "expires_in_hours": 24})["token"]
+        self.say.step("检察官为公司的两台主机各签发一次性注册令牌，两个代理程序分别注册",
+                      "The prosecutor issues a one-time enrollment token per company host; "
+                      "each host's agent enrolls")
         fingerprint = hashlib.sha256(self.vkey.encode()).hexdigest()[:16]
-        if not token.endswith("." + fingerprint):
-            raise DemoError("the enrollment token does not carry this log's key fingerprint")
-        config = self._agent_config()
-        enrolled = self.commands.agent(config, "enroll", "--token", token).stdout.strip()
-        self.say.detail(f"代理程序先核对了日志密钥指纹 {fingerprint}，再生成自己的密钥",
-                        f"the agent checked the log key fingerprint before trusting the "
-                        f"server; {enrolled}")
-        self.result.written["agent configuration"] = config
+        for config, host_zh in zip(self.agents, ("主机", "备份服务器"), strict=True):
+            token = self.api.call(self.people["prosecutor"], "POST",
+                                  self._case("/enrollment-tokens"), expect=201, json={
+                                      "party_id": self.parties["respondent"],
+                                      "scope_ids": [s.id for s in self.scopes
+                                                    if s.agent == config],
+                                      "expires_in_hours": 24})["token"]
+            if not token.endswith("." + fingerprint):
+                raise DemoError("the enrollment token does not carry this log's key "
+                                "fingerprint")
+            enrolled = self.commands.agent(self._agent_config(config), "enroll", "--token",
+                                           token).stdout.strip()
+            scopes = "、".join(s.label.split()[0] for s in self.scopes if s.agent == config)
+            self.say.detail(f"{host_zh}（{scopes}）：代理程序先核对了日志密钥指纹 "
+                            f"{fingerprint}，再生成自己的密钥",
+                            f"the agent checked the log key fingerprint before trusting the "
+                            f"server; {enrolled}")
+        self.result.written["agent configuration"] = self.layout.agent_config
+        self.result.written["backup server's agent configuration"] = \
+            self.layout.second_agent_config
 
     # -- finding, deleting, checking ------------------------------------------------------------
+
+    def _scope(self, scope_id: str | int) -> Scope:
+        scope = next((s for s in self.scopes if str(s.id) == str(scope_id)), None)
+        if scope is None:
+            raise DemoError(f"scope {scope_id} is not one the company declared")
+        return scope
 
     def _label(self, scope_id: str | int) -> str:
         return next((s.label for s in self.scopes if str(s.id) == str(scope_id)), str(scope_id))
 
-    def _receipt(self) -> dict[str, Any]:
-        status = self.commands.agent_json(self.layout.agent_config, "status")
+    def _receipt(self, config: Path) -> dict[str, Any]:
+        status = self.commands.agent_json(config, "status")
         if status.get("outbox") or status.get("dead_letters"):
             raise DemoError(f"the agent has {status.get('outbox')} statement(s) unsent and "
                             f"{len(status.get('dead_letters') or [])} refused; see "
@@ -380,12 +441,15 @@ class Story:
         return receipt
 
     def first_scan(self) -> dict[str, int]:
-        self.say.step("代理程序扫描公司的系统", "The company's agent scans its systems")
-        scans = self.commands.agent_json(self.layout.agent_config, "scan")
-        if scans.get("failed"):
-            raise DemoError(f"the scan failed for scope(s): {scans['failed']}")
+        self.say.step("代理程序扫描公司的系统", "The company's agents scan its systems")
         found: dict[str, int] = {}
-        for scan in scans["scans"]:
+        scans: list[dict[str, Any]] = []
+        for config in self.agents:
+            done = self.commands.agent_json(config, "scan")
+            if done.get("failed"):
+                raise DemoError(f"the scan failed for scope(s): {done['failed']}")
+            scans += done["scans"]
+        for scan in scans:
             found[str(scan["scope_id"])] = int(scan["present"])
             self.say.detail(f"{self._label(scan['scope_id'])}：{scan['objects']:,} 个对象，"
                             f"其中 {scan['present']:,} 个是清单项目（覆盖 {scan['coverage']}）",
@@ -396,12 +460,17 @@ class Story:
                         "challenge and was signed and sent")
         return found
 
-    def verdict(self, when_zh: str, when_en: str) -> dict[str, Any]:
-        """Wait for the verdict that covers the agent's newest statement, and show it."""
+    def verdict(self, when_zh: str, when_en: str,
+                receipts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Wait for the verdict that covers each agent's newest statement (or the given
+        receipts: leaf hash and time received), and show it."""
         self.say.step(f"等待服务重新计算裁决（{when_zh}）",
                       f"Waiting for the server's verdict ({when_en})")
-        verdict = self.api.verdict_covering(self.people["prosecutor"], self.result.case_id,
-                                            self._receipt())
+        verdict: dict[str, Any] = {}
+        # Versions only grow: the verdict covering the last receipt covers the earlier ones.
+        for receipt in receipts or [self._receipt(config) for config in self.agents]:
+            verdict = self.api.verdict_covering(self.people["prosecutor"],
+                                                self.result.case_id, receipt)
         self.show_verdict(verdict)
         return verdict
 
@@ -424,6 +493,7 @@ class Story:
         for reason in report["reasons"]:
             self.say.detail(f"原因 {reason['code']}：{reason['zh']}", reason["en"])
         self.result.outcome = outcome
+        self.result.outcomes.append(outcome)
 
     def delete(self, found: dict[str, int]) -> None:
         self.say.step("公司删除残留，代理程序签署删除声明并重新扫描",
@@ -432,8 +502,8 @@ class Story:
         for scope_id, present in found.items():
             if not present:
                 continue
-            done = self.commands.agent_json(self.layout.agent_config, "delete", "--scope",
-                                            scope_id, "--yes")
+            done = self.commands.agent_json(self._scope(scope_id).agent, "delete",
+                                            "--scope", scope_id, "--yes")
             self.say.detail(f"{self._label(scope_id)}：删除 {done['deleted']:,} 份，"
                             f"重新扫描仍存在 {done['rescan']['present']}",
                             f"deleted {done['deleted']:,}, "
@@ -442,23 +512,31 @@ class Story:
                       json={"status": "verifying"})
 
     def challenge(self) -> None:
-        self.say.step("检察官发出新的挑战，代理程序据此重新扫描（回头看）",
-                      "The prosecutor issues fresh challenges; the agent answers each with a "
-                      "new scan (follow-up check)")
+        self.say.step("检察官发出新的挑战，代理程序据此重新扫描（复查）",
+                      "The prosecutor issues fresh challenges; the agents answer each with a "
+                      "new scan (re-check)")
         issued = self.api.call(self.people["prosecutor"], "POST", self._case("/challenges"),
                                expect=201, json={"ttl_hours": 1})["challenges"]
-        run = self.commands.agent(self.layout.agent_config, "run", "--once")
-        events = [json.loads(line) for line in run.stderr.splitlines()
-                  if line.startswith("{")]
+        self.answer(len(issued))
+
+    def answer(self, issued: int) -> list[dict[str, Any]]:
+        """Each agent runs one cycle, answering its open challenges with new scans; the
+        scans, one line per scope."""
+        events: list[dict[str, Any]] = []
+        for config in self.agents:
+            run = self.commands.agent(config, "run", "--once")
+            events += [json.loads(line) for line in run.stderr.splitlines()
+                       if line.startswith("{")]
         done = [e for e in events if e.get("event") == "task_done"]
-        if len(done) != len(issued):
+        if len(done) != issued:
             failed = [e.get("error") for e in events if e.get("event", "").endswith("failed")]
-            raise DemoError(f"the agent answered {len(done)} of {len(issued)} challenges"
+            raise DemoError(f"the agents answered {len(done)} of {issued} challenges"
                             f"{': ' + str(failed[0]) if failed else ''}")
         for event in done:
             self.say.detail(f"{self._label(event['scope_id'])}：{event['objects']:,} 个对象，"
                             f"清单项目 {event['present']}",
                             f"{event['objects']:,} objects, {event['present']} manifest items")
+        return done
 
     def final_verdict(self) -> None:
         verdict = self.verdict("删除并经挑战复查后", "after deletion and the challenged re-scan")
@@ -480,9 +558,11 @@ class Story:
             return
         case = str(self.result.case_id)
         paths = {}
+        # Exported on the server's domain clock: after the events it holds.
+        commands = Commands(env=dict(self.commands.env, **self.clock_env))
         for tier in ("court", "public"):
             path = self.layout.bundles / f"case-{case}-{tier}.zip"
-            self.commands.cli("export", case, "--tier", tier, "-o", str(path), "--data-dir",
+            commands.cli("export", case, "--tier", tier, "-o", str(path), "--data-dir",
                               str(self.layout.data))
             paths[tier] = path
             self.result.written[f"{tier} bundle"] = path
@@ -501,48 +581,4 @@ class Story:
             self.say.detail(f"{tier}: {last}")
 
     def write_summary(self) -> None:
-        counts = self.evidence.counts
-        written = "\n".join(f"- {name}: `{path.relative_to(self.layout.out)}`"
-                            for name, path in self.result.written.items())
-        notes = "\n".join(f"- {note}" for note in self.result.notes) or "- none"
-        timings = "\n".join(f"| {step} | {seconds:.1f} |"
-                             for step, seconds in self.say.durations())
-        text = f"""# deletion-audit demo — {CASE_NUMBER}
-
-裁决 / verdict: **{self.result.outcome}**（{OUTCOME_ZH.get(self.result.outcome, '')}）
-
-案件 {self.result.case_id}：{counts.images:,} 张合成人脸图片、{counts.videos:,} 个合成视频，\
-{counts.people} 名合成人员（规模 {self.options.scale}，种子 {self.options.seed}），\
-从不使用真实人脸。公司的代理程序找到残留、删除，并以干净的扫描回应了检察官的挑战。裁决只针对已申报的范围；\
-公司自己运行的代理程序所做的扫描，是公司自己的陈述。
-
-Case {self.result.case_id}: {counts.items:,} synthetic items of {counts.people} synthetic \
-people (never real faces). The company's agent found the leftovers, deleted them and \
-answered the prosecutor's challenges with clean scans; the verdict speaks for the declared \
-scopes only, and a company-run agent's scan is the company's assertion.
-
-## Written here
-
-{written}
-
-## Notes
-
-{notes}
-
-## Time per step (seconds)
-
-| step | s |
-|---|---|
-{timings}
-
-## Check it yourself
-
-```sh
-deletion-audit verify bundles/case-{self.result.case_id}-court.zip \\
-    --log-key "$(cat log-verifier-key.txt)"
-deletion-audit manifest verify manifest/manifest.jsonl manifest/manifest.dsse.json \\
-    --pub keys/examiner.key.pub
-```
-"""
-        self.layout.summary.write_text(text, encoding="utf-8")
-        self.result.written["summary"] = self.layout.summary
+        summary.write(self)

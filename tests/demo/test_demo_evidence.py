@@ -13,7 +13,12 @@ import pytest
 from PIL import Image
 
 from deletion_audit.demo import evidence as ev
-from deletion_audit.demo.company import choose_leftovers
+from deletion_audit.demo.company import (
+    build_second_host,
+    choose_leftovers,
+    restore_backup,
+    restored_items,
+)
 
 
 class TestCounts:
@@ -128,3 +133,28 @@ class TestLeftovers:
         assert len(sets[0] | sets[1] | sets[2]) == 5 + 3 + 3
         assert all(i.kind == "image" for i in left.rows + left.objects)
         assert choose_leftovers(evidence) == left
+
+
+class TestBackupServer:
+    def test_clean_at_first_then_an_old_backup_brings_copies_back(self, tmp_path: Path) -> None:
+        evidence = ev.generate(tmp_path / "evidence", scale="0.01", seed=5, jobs=1)
+        left = choose_leftovers(evidence)
+        host = build_second_host(evidence, tmp_path / "company")
+        digests = {hashlib.sha256(evidence.path(i).read_bytes()).hexdigest()
+                   for i in evidence.items}
+
+        def on_host() -> set[str]:
+            return {hashlib.sha256(p.read_bytes()).hexdigest()
+                    for p in host.rglob("*") if p.is_file()}
+
+        before = on_host()
+        assert before
+        assert not before & digests
+        items = restored_items(left)
+        # About half of the copies once in the backup directory, at least 3.
+        assert items == left.backup[:3]
+        assert restore_backup(evidence, items, host) == 3
+        back = on_host() - before
+        assert back == {hashlib.sha256(evidence.path(i).read_bytes()).hexdigest()
+                        for i in items}
+        assert back <= digests

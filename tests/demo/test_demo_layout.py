@@ -32,6 +32,14 @@ class TestLayout:
         assert not layout.data.exists()
         assert not layout.summary.exists()
 
+    def test_the_backup_servers_agent_is_cleared_with_the_rest(self, tmp_path: Path) -> None:
+        layout = Layout(tmp_path / "out")
+        layout.prepare()
+        write_secret(layout.second_agent_config, "old")
+        layout.prepare()
+        assert not layout.second_agent_config.exists()
+        assert layout.second_agent.stat().st_mode & 0o777 == 0o700
+
     def test_a_directory_holding_other_files_is_refused_untouched(self, tmp_path: Path) -> None:
         (tmp_path / "thesis.tex").write_text("mine")
         with pytest.raises(DemoError, match="holds files the demo did not write"):
@@ -63,6 +71,16 @@ class TestNarrator:
         assert [step for step, _ in say.durations()] == [
             "① The prosecutor opens the case", "② The verdict"]
         assert all(seconds >= 0 for _, seconds in say.durations())
+
+    def test_steps_past_twenty_keep_their_circled_numbers(self) -> None:
+        lines: list[str] = []
+        say = Narrator(lines.append)
+        for n in range(1, 32):
+            say.step(f"第 {n} 步", f"step {n}")
+        assert lines[19].startswith("⑳ ")
+        assert lines[20].startswith("㉑ ")
+        assert lines[29].startswith("㉚ ")
+        assert lines[30].startswith("(31) ")
 
 
 class TestWaitFor:

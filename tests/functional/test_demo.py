@@ -1,14 +1,19 @@
 """``deletion-audit demo --scale 0.01`` as CI runs it: a real process that starts the server,
-the agent and (when installed) SeaweedFS, and tells case 1 to its verdict."""
+the agents and (when installed) SeaweedFS, and tells case 1 to its verdict, then the month
+after: the +30-day follow-up review on the server's domain clock moved ahead."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +55,17 @@ def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
+def review_events(bundle: Path) -> list[dict[str, Any]]:
+    """The bundle's logged review events (their bodies, where the tier shows them)."""
+    events = []
+    with zipfile.ZipFile(bundle) as archive:
+        for line in archive.read("events.jsonl").decode().splitlines():
+            event = json.loads(line)
+            if json.loads(base64.b64decode(event["leaf"]))["type"] == "review":
+                events.append(event.get("body") or {})
+    return events
+
+
 @pytest.mark.slow
 class TestDemo:
     def test_case_1_at_scale_001_ends_verified(self, tmp_path: Path) -> None:
@@ -71,7 +87,30 @@ class TestDemo:
         assert "原因 items_present" in done.stdout
         assert verdict_after(lines, "(after deletion and the challenged re-scan)") == \
             "   裁决：已证实删除 / the verdict: verified"
+        # The backup server, the second host, is clean in the first month.
+        assert re.search(r"备份服务器 backup server：\d+ 个对象，其中 0 个是清单项目", done.stdout)
         assert "裁决 / Verdict: verified（已证实删除）" in done.stdout
+
+        # The month after: the +30-day review opens on the domain clock moved ahead, the
+        # restored copies are found, the verdict falls, the company deletes again, and the
+        # review closes clean once its window has passed.
+        assert "DELETION_AUDIT_DOMAIN_CLOCK_OFFSET=P31D" in done.stdout
+        assert "3 份早已删除的清单项目副本又出现在备份服务器上" in done.stdout
+        assert re.search(r"回头看 1（预告，北京时间 [\d-]+ [\d:]+ 到期）：向 \d+ 个范围发出"
+                         "新的挑战", done.stdout)
+        assert re.search(r"备份服务器 backup server：\d+ 个对象，清单项目 3 ", done.stdout)
+        during = lines.index(next(line for line in lines
+                                  if "verdict (during the follow-up review)" in line))
+        assert lines[during + 1] == "   裁决：未证实删除 / the verdict: not_verified"
+        assert any(line.startswith("   原因 items_present")
+                   for line in lines[during + 2:during + 6])
+        assert "备份服务器 backup server：删除 3 份，签署 1 份删除声明；" in done.stdout
+        assert "回头看 1 结论：未发现问题" in done.stdout
+        assert "review 1 closed clean" in done.stdout
+        assert verdict_after(lines, "(after the follow-up review closed)") == \
+            "   裁决：已证实删除 / the verdict: verified"
+        assert ("回头看 / Follow-up review 1 (+30 days): clean（未发现问题）; verdicts "
+                "not_verified → verified → not_verified → verified") in done.stdout
         if weed_binary() is not None:
             assert re.search(r"对象存储 bucket：\d+ 个对象，其中 3 个是清单项目", done.stdout)
         else:
@@ -82,12 +121,15 @@ class TestDemo:
             assert mode(out / "keys" / f"{person}.key") == 0o600
             assert mode(out / "keys" / f"{person}.token") == 0o600
         assert mode(out / "agent" / "agent.toml") == 0o600
+        assert mode(out / "agent-backup-server" / "agent.toml") == 0o600
         assert mode(out / "keys" / "subject.key") == 0o600
         vkey = (out / "log-verifier-key.txt").read_text().strip()
         assert vkey.startswith("deletion-audit.localhost/log+")
         assert f"written into {out}".lower() in done.stdout.lower()
         summary = (out / "SUMMARY.md").read_text()
         assert "verdict: **verified**" in summary
+        assert "| outcome | **clean** (未发现问题) |" in summary
+        assert "`not_verified` → `verified` → `not_verified` → `verified`" in summary
         assert "| ① Generating synthetic evidence (scale 0.01) |" in summary
         checked = subprocess.run([
             sys.executable, "-m", "deletion_audit", "manifest", "verify",
@@ -102,6 +144,15 @@ class TestDemo:
             assert bundles == ["case-1-court.zip", "case-1-public.zip"]
             for bundle in bundles:
                 assert str(out / "bundles" / bundle) in done.stdout
+            assert re.search(r"court: 已核验：\d+ 个事件", done.stdout)
+            # Exported after the month after: the bundles hold the review, the court
+            # bundle with its bodies (scheduled, opened, closed clean).
+            court = review_events(out / "bundles" / "case-1-court.zip")
+            actions = [(e.get("action"), e.get("kind"), e.get("outcome")) for e in court]
+            assert ("opened", "announced", None) in actions
+            assert ("closed", "announced", "clean") in actions
+            assert actions.count(("scheduled", "announced", None)) == 3
+            assert len(review_events(out / "bundles" / "case-1-public.zip")) == len(court)
         else:
             assert bundles == []
             assert "no export/verify command" in done.stdout
