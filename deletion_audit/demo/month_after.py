@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from deletion_audit.demo import company
-from deletion_audit.demo.processes import DemoError, wait_for
+from deletion_audit.demo.processes import DemoError, Process, start_scheduler, wait_for
 
 if TYPE_CHECKING:
     from deletion_audit.demo.story import Story
@@ -37,6 +37,7 @@ class MonthAfter:
     def __init__(self, story: Story) -> None:
         self.story = story
         self.say = story.say
+        self.scheduler: Process | None = None
 
     def run(self) -> None:
         self.jump()
@@ -68,6 +69,25 @@ class MonthAfter:
                 return None  # the earliest announced review is not open yet
         return None
 
+    def _restart(self, offset: str, name: str) -> str:
+        """Stop the server (and the scheduler) and start them again with the domain clock
+        ``offset`` ahead: the server first without its jobs, so the agents heartbeat — as
+        their daemons would have all along — before the scheduler's first tick, and nobody
+        is judged silent for time that did not pass."""
+        story = self.story
+        story.stop_server()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        base = story.start_server(f"server-{name}.log", clock_offset=offset, jobs=False)
+        events = [e.get("event") for e in story.run_agents()]
+        if events.count("heartbeat") != len(story.agents):
+            raise DemoError(f"the agents did not both heartbeat: {events}")
+        self.scheduler = start_scheduler(story.layout.data,
+                                         log=story.layout.logs / f"scheduler-{name}.log",
+                                         env=story.server_env)
+        story.stack.callback(self.scheduler.stop)
+        return base
+
     def jump(self) -> None:
         self.say.step(f"一个月后：服务以领域时钟 +{FIRST_JUMP_DAYS} 天重新启动",
                       f"The month after: the server restarts with its domain clock "
@@ -88,20 +108,18 @@ class MonthAfter:
                         f"复查，每次响应期 {plan['response_hours']} 小时",
                         f"review plan: announced reviews {', '.join(days)} days after the first "
                         f"verified verdict, {plan['response_hours']} hours to respond")
-        self.story.stop_server()
-        base = self.story.start_server("server-month-after.log", clock_offset=FIRST_JUMP)
+        base = self._restart(FIRST_JUMP, "month-after")
         self.say.detail(f"{base} 停止后以 DELETION_AUDIT_DOMAIN_CLOCK_OFFSET={FIRST_JUMP} "
                         "重新启动（仅限开发环境）：期限、活跃度和回头看按领域时钟计算，"
                         "请求签名仍用真实时间",
                         "stopped and started again with the development-only domain clock "
                         "offset: deadlines, liveness and reviews run on it; request "
                         "signatures stay on real time")
-        self.say.detail("演示中的代理程序只在被调用时运行（run --once），一个月没有心跳：服务按领域"
-                        "时钟判定其“迟到”“失联”（签名判定，通知排队待发），这不改变裁决",
-                        "the demo runs its agents only when it calls them (run --once): "
-                        "silent for a month, they are judged late and dark on the domain "
-                        "clock (signed judgments, notifications queued); the verdict does "
-                        "not depend on it")
+        self.say.detail("调度器启动前，两个代理程序先发送心跳（它们的守护进程本会一直如此）："
+                        "不会有人因并未流逝的时间被判定失联",
+                        "both agents heartbeat before the scheduler starts, as their daemons "
+                        "would have all month: nobody is judged silent for time that did not "
+                        "pass")
 
     def restore(self) -> None:
         self.say.step("与此同时，公司把一份旧备份恢复到了备份服务器上",
@@ -154,8 +172,7 @@ class MonthAfter:
         self.say.step(f"72 小时响应期结束：服务以领域时钟 +{SECOND_JUMP_DAYS} 天再次启动",
                       f"The 72-hour window ends: the server restarts with its domain clock "
                       f"{SECOND_JUMP_DAYS} days ahead")
-        self.story.stop_server()
-        self.story.start_server("server-window-end.log", clock_offset=SECOND_JUMP)
+        self._restart(SECOND_JUMP, "window-end")
         review: dict[str, Any] = wait_for(lambda: self._review(review_id, state="closed"),
                                           timeout=REVIEW_SECONDS,
                                           what=f"review {review_id} to close")

@@ -153,13 +153,14 @@ def _answers(url: str) -> bool:
 
 
 def start_server(data_dir: Path, *, log: Path, env: Mapping[str, str],
-                 port: int | None = None) -> tuple[Process, str]:
-    """``deletion-audit serve`` on 127.0.0.1 (``port``, else a free one); returns once
-    /healthz answers."""
+                 port: int | None = None, jobs: bool = True) -> tuple[Process, str]:
+    """``deletion-audit serve`` on 127.0.0.1 (``port``, else a free one; with
+    ``jobs=False`` the scheduled jobs are left to ``deletion-audit scheduler``); returns
+    once /healthz answers."""
     port = port or free_port()
     server = Process([sys.executable, "-m", "deletion_audit", "serve", "--data-dir",
-                      str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
-                     log=log, env=env)
+                      str(data_dir), "--host", "127.0.0.1", "--port", str(port),
+                      *([] if jobs else ["--no-jobs"])], log=log, env=env)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -173,6 +174,28 @@ def start_server(data_dir: Path, *, log: Path, env: Mapping[str, str],
         server.stop()
         raise
     return server, base
+
+
+def start_scheduler(data_dir: Path, *, log: Path, env: Mapping[str, str]) -> Process:
+    """``deletion-audit scheduler`` (the jobs alone); returns once it says whether it leads
+    (a standby takes over within the lease once the previous leader let go)."""
+    scheduler = Process([sys.executable, "-m", "deletion_audit", "scheduler", "--data-dir",
+                         str(data_dir)], log=log, env=env)
+
+    def up() -> bool:
+        if scheduler.exited() is not None:
+            raise DemoError(f"the scheduler exited ({scheduler.exited()}): {scheduler.tail()}")
+        try:
+            return "deletion-audit scheduler " in log.read_text(errors="replace")
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=SERVER_START_SECONDS, what="`deletion-audit scheduler` to start")
+    except DemoError:
+        scheduler.stop()
+        raise
+    return scheduler
 
 
 def weed_binary() -> str | None:

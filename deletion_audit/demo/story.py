@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -193,15 +194,21 @@ class Story:
         self.say.detail(f"{base}，API 文档 {base}/docs；三把签名公钥已登记为公开日志事件",
                         "three signing keys registered as public log events")
 
-    def start_server(self, log: str, *, clock_offset: str | None = None) -> str:
+    @property
+    def server_env(self) -> dict[str, str]:
+        """The server's (and scheduler's) environment: tick(now) every second, and the
+        domain clock offset of the month after once it is set."""
+        return dict(self.commands.env, DELETION_AUDIT_TICK_INTERVAL_SECONDS=TICK_SECONDS,
+                    **self.clock_env)
+
+    def start_server(self, log: str, *, clock_offset: str | None = None,
+                     jobs: bool = True) -> str:
         """Start the server (again on the same port, so the agents find it); with
         ``clock_offset`` its domain clock runs that far ahead (development only)."""
         self.clock_env = ({"DELETION_AUDIT_DOMAIN_CLOCK_OFFSET": clock_offset}
                           if clock_offset else {})
-        env = dict(self.commands.env, DELETION_AUDIT_TICK_INTERVAL_SECONDS=TICK_SECONDS,
-                   **self.clock_env)
         self.server, base = start_server(self.layout.data, log=self.layout.logs / log,
-                                         env=env, port=self.port)
+                                         env=self.server_env, port=self.port, jobs=jobs)
         self.stack.callback(self.server.stop)
         self.port = int(base.rsplit(":", 1)[1])
         self.api = Api(base)
@@ -519,14 +526,19 @@ class Story:
                                expect=201, json={"ttl_hours": 1})["challenges"]
         self.answer(len(issued))
 
+    def run_agents(self) -> list[dict[str, Any]]:
+        """Each host's agent runs one cycle at once (``run --once``: a heartbeat, its open
+        challenges answered, its outbox sent); their log events."""
+        with ThreadPoolExecutor(max_workers=len(self.agents)) as pool:
+            runs = list(pool.map(lambda config: self.commands.agent(config, "run", "--once"),
+                                 self.agents))
+        return [json.loads(line) for run in runs for line in run.stderr.splitlines()
+                if line.startswith("{")]
+
     def answer(self, issued: int) -> list[dict[str, Any]]:
-        """Each agent runs one cycle, answering its open challenges with new scans; the
-        scans, one line per scope."""
-        events: list[dict[str, Any]] = []
-        for config in self.agents:
-            run = self.commands.agent(config, "run", "--once")
-            events += [json.loads(line) for line in run.stderr.splitlines()
-                       if line.startswith("{")]
+        """The agents answer their open challenges with new scans; the scans, one line per
+        scope."""
+        events = self.run_agents()
         done = [e for e in events if e.get("event") == "task_done"]
         if len(done) != issued:
             failed = [e.get("error") for e in events if e.get("event", "").endswith("failed")]
