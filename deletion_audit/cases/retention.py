@@ -51,11 +51,14 @@ def rules(session: Session, *, case_id: int, states: Sequence[str] = (
         Obligation.state.in_(states)).order_by(Obligation.id)).scalars())
 
 
-def scopes_under_rules(session: Session, *, case_id: int, scope_ids: Sequence[int]) -> set[int]:
-    """Which of ``scope_ids`` a standing rule covers: their scans carry age summaries
-    (a breached rule still asks for them, so a breach stays visible)."""
-    standing = rules(session, case_id=case_id, states=(ObligationState.IN_FORCE.value,
-                                                       ObligationState.BREACHED.value))
+def scopes_under_rules(session: Session, *, case_id: int, scope_ids: Sequence[int],
+                       states: Sequence[str] = (ObligationState.IN_FORCE.value,
+                                                ObligationState.BREACHED.value)) -> set[int]:
+    """Which of ``scope_ids`` a rule in one of ``states`` covers. By default the standing
+    ones, whose scans carry age summaries (a breached rule still asks for them, so a breach
+    stays visible); the verdict and reviews ask which rules in force a scan without ages
+    leaves unchecked (a breached one already says more)."""
+    standing = rules(session, case_id=case_id, states=states)
     return {s for s in scope_ids if any(covers(r.details, s) for r in standing)}
 
 

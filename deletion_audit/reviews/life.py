@@ -9,8 +9,10 @@ before the window closed — a scan answering the review's own challenge, or a l
 after the company deleted again:
 
 - ``findings``: a manifest item present again, a scan that did not cover its whole scope
-  (a new or unreadable area: partial coverage), or a statement of a challenged agent the
-  service refused during the window (a broken history: a fork, a revoked key, ...);
+  (a new or unreadable area: partial coverage), a scan of a scope under a retention rule
+  without an age summary (the rule cannot be shown kept), or a statement of a challenged
+  agent the service refused during the window (a broken history: a fork, a revoked key,
+  ...);
 - ``no_response``: otherwise, some challenged scope was not answered (or no agent was
   bound at all);
 - ``clean``: every challenged scope answered clean and complete.
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from deletion_audit.cases import retention
 from deletion_audit.cases.service import log_event
 from deletion_audit.cases.status import check_transition, is_reopening
 from deletion_audit.core.predicates import JudgmentPredicate, format_timestamp
@@ -43,6 +46,7 @@ from deletion_audit.models import (
     CaseStatus,
     Challenge,
     ChallengeOrigin,
+    ObligationState,
     Refusal,
     Review,
     ReviewKind,
@@ -133,9 +137,12 @@ def assess(session: Session, review: Review) -> tuple[ReviewOutcome, list[dict[s
                .correlate(ScanRecord).scalar_subquery())
     findings: list[dict[str, Any]] = []
     unanswered: list[dict[str, Any]] = []
-    for scope_id in sorted({p.scope_id for p in pairs}):
+    scope_ids = sorted({p.scope_id for p in pairs})
+    ruled = retention.scopes_under_rules(session, case_id=review.case_id, scope_ids=scope_ids,
+                                         states=(ObligationState.IN_FORCE.value,))
+    for scope_id in scope_ids:
         latest = session.execute(
-            select(ScanRecord.coverage, present)
+            select(ScanRecord.coverage, present, ScanRecord.ages_reported)
             .join(Challenge, Challenge.id == ScanRecord.challenge_id)
             .where(queries.counted_scans(review.case_id), ScanRecord.scope_id == scope_id,
                    Challenge.issued_at >= review.opened_at,
@@ -144,12 +151,14 @@ def assess(session: Session, review: Review) -> tuple[ReviewOutcome, list[dict[s
         if latest is None:
             unanswered.append({"code": "no_response", "scopeId": scope_id})
             continue
-        coverage, n = latest
+        coverage, n, ages = latest
         if n:
             findings.append({"code": "items_present", "scopeId": scope_id, "items": int(n)})
         if coverage != "complete":
             findings.append({"code": "partial_coverage", "scopeId": scope_id,
                              "coverage": coverage})
+        if scope_id in ruled and not ages:
+            findings.append({"code": "retention_unchecked", "scopeId": scope_id})
     for agent_id, public_id in sorted({(p.agent_id, p.public_id) for p in pairs}):
         codes = sorted(set(session.execute(select(Refusal.code).where(
             Refusal.agent_id == agent_id, Refusal.received_at >= review.opened_at,

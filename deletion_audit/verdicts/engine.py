@@ -5,7 +5,9 @@ scope, or an obligation is overdue or breached, or the latest closed follow-up r
 an item present again. Otherwise ``insufficient_evidence`` ⇔ some
 scope or declared data flow lacks a challenged complete scan (or a vendor statement) after
 its last deletion, an emptiness rule fires, or forensics found items in a location no scope
-covers, or the latest closed follow-up review had other findings or no response.
+covers, or a scope under a retention rule has a latest challenged scan without an age
+summary (``retention_unchecked``), or the latest closed follow-up review had other
+findings or no response.
 Otherwise ``verified``.
 
 Item-sized work is set-based SQL (verdicts/queries.py); the Python here loops over scopes,
@@ -23,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import FromClause, func, select
 from sqlalchemy.orm import Session
 
+from deletion_audit.cases import retention
 from deletion_audit.core.predicates import VENDOR
 from deletion_audit.models import (
     Agent,
@@ -73,6 +76,7 @@ from deletion_audit.verdicts.schemas import (
 # Whose agent is the examiner's: DESIGN, "Who attests" (the token's party role).
 EXAMINER_PARTIES = frozenset({PartyRole.FORENSIC_LAB.value, PartyRole.PROCURATORATE.value})
 _GRADE_RANK: dict[Grade, int] = {"company": 1, "examiner": 2, "witnessed": 3}
+_IN_FORCE = (ObligationState.IN_FORCE.value,)
 
 
 def grade_of(party_role: str, challenge_origin: str, *, witnessed: bool = False) -> Grade:
@@ -100,6 +104,7 @@ class _Scan:
     pk: int
     scope_id: int
     read: ScanRead
+    ages: bool
 
 
 @dataclass
@@ -142,7 +147,7 @@ def _counted_scans(session: Session, case_id: int) -> list[_Scan]:
         .where(queries.counted_scans(case_id))
         .order_by(ScanRecord.finished_at, ScanRecord.id)
     ).all()
-    return [_Scan(pk=scan.id, scope_id=scan.scope_id, read=ScanRead(
+    return [_Scan(pk=scan.id, scope_id=scan.scope_id, ages=scan.ages_reported, read=ScanRead(
         scan_id=scan.scan_id, agent_id=public_id,
         grade=grade_of(role, origin, witnessed=session_id in witnessed),
         challenge_origin=origin, coverage=scan.coverage, objects=scan.objects,
@@ -182,6 +187,8 @@ def _scope_verdicts(
     last_deletion = dict(session.execute(
         select(DeletionRecord.scope_id, func.max(DeletionRecord.deleted_at))
         .where(DeletionRecord.case_id == case_id).group_by(DeletionRecord.scope_id)).all())
+    ruled = retention.scopes_under_rules(session, case_id=case_id,
+                                         scope_ids=[s.id for s in scopes], states=_IN_FORCE)
     out = []
     for scope in scopes:
         mine = [s for s in scans if s.scope_id == scope.id]
@@ -203,6 +210,9 @@ def _scope_verdicts(
             found.add("expected_data_never_seen", scope_ids=[scope.id])
         if vanished:
             found.add("vanished_without_deletion", scope_ids=[scope.id], items=vanished)
+        if scope.id in ruled and latest is not None and not latest.ages:
+            # Its latest scan carried no age summary: the rule is not shown kept there.
+            found.add("retention_unchecked", scope_ids=[scope.id])
         out.append(ScopeVerdict(
             id=scope.id, name=scope.name, expects_data=scope.expects_data,
             bound=scope.id in bound, grade=grade, covered=bool(evidence),

@@ -78,11 +78,18 @@ REASONS: Mapping[str, tuple[Outcome, str, str]] = {
         Outcome.INSUFFICIENT_EVIDENCE,
         "有项目在两次扫描之间消失，但没有删除声明",
         "items vanished between scans without a deletion statement"),
+    "retention_unchecked": (
+        Outcome.INSUFFICIENT_EVIDENCE,
+        "有受保存期限规则约束的范围，其最近一次带挑战的扫描未报告数据年龄，无法证明规则得到遵守",
+        "a scope under a retention rule: its latest challenged scan reported no ages, so the "
+        "rule is not shown kept there"),
     "review_findings": (
         Outcome.INSUFFICIENT_EVIDENCE,
-        "最近一次回头看发现问题：扫描未覆盖全部范围，或代理程序的声明被拒收",
-        "the latest follow-up review had findings: a scan did not cover its whole scope, or "
-        "a statement of a challenged agent was refused"),
+        "最近一次回头看发现问题：扫描未覆盖全部范围、受保存期限规则约束的范围未报告数据年龄，"
+        "或代理程序的声明被拒收",
+        "the latest follow-up review had findings: a scan did not cover its whole scope or "
+        "reported no ages under a retention rule, or a statement of a challenged agent was "
+        "refused"),
     "review_no_response": (
         Outcome.INSUFFICIENT_EVIDENCE,
         "最近一次回头看未在期限内得到响应",

@@ -89,7 +89,7 @@ def record_scan(
         row = ScanRecord(
             case_id=attestation.case_id, scope_id=attestation.scope_id,
             agent_id=attestation.agent_id, scan_id=predicate.scan_id,
-            challenge_id=challenge_id, parts=0, finished=False,
+            challenge_id=challenge_id, parts=0, finished=False, ages_reported=False,
             started_at=predicate.started_at, finished_at=predicate.finished_at,
             received_at=now)
         session.add(row)
@@ -102,6 +102,7 @@ def record_scan(
         assert predicate.counts is not None  # noqa: S101 - the schema requires totals
         row.finished, row.coverage = True, predicate.coverage
         row.objects = predicate.counts.objects
+        row.ages_reported = predicate.ages is not None
     session.flush()
     _insert_ignoring_duplicates(session, _table(ScanItem), [
         {"scan_pk": row.id, "digest": d} for d in _digests(predicate.present_digests)])

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from deletion_audit.core import dsse
-from deletion_audit.core.predicates import JudgmentPredicate
+from deletion_audit.core.predicates import AgeSummary, JudgmentPredicate
 from deletion_audit.core.statements import parse_statement
 from deletion_audit.models import Case as CaseRow
 from deletion_audit.models import Challenge, OutboxMessage, Review
@@ -25,6 +25,7 @@ from deletion_audit.verdicts.replay import ReplayError, ReplayEvent
 from tests.reviews.conftest import DAY, WINDOW, Reviewed
 from tests.verdicts.conftest import reasons
 from tests.verdicts.test_replay import Logged
+from tests.verdicts.test_verdict import _obligation
 
 
 def signed_outcome(reviewed: Reviewed, review: Review) -> JudgmentPredicate:
@@ -177,6 +178,33 @@ class TestOutcomes:
         assert review.findings == [{"code": "agent_refused", "agentId": case.agent.agent_id,
                                     "refusals": ["fork"]}]
         assert "review_findings" in reasons(reviewed.verdict(opened_at + WINDOW))
+
+    def test_an_answer_without_ages_under_a_retention_rule_is_a_finding(
+            self, reviewed: Reviewed) -> None:
+        """Regression: a review's answering scan of a ruled scope closed clean without the
+        age summary the rule is checked on."""
+        case = reviewed.case
+        _obligation(case, kind="retention", title="人脸图像 24 小时内删除",
+                    details={"max_age_hours": 24, "kinds": ["image"]})
+        reviewed.tick(reviewed.anchor + DAY)
+        opened_at = reviewed.anchor + 30 * DAY
+        [first] = reviewed.tick(opened_at).reviews.opened
+        reviewed.answer(first)
+        reviewed.tick(opened_at + WINDOW)
+        review = reviewed.reviews()[0]
+        assert (review.outcome, review.findings) == (
+            "findings", [{"code": "retention_unchecked", "scopeId": case.scope["id"]}])
+        verdict = reviewed.verdict(opened_at + WINDOW)
+        assert verdict["outcome"] == "insufficient_evidence"
+        assert reasons(verdict) == {"review_findings", "retention_unchecked"}
+        # The next review answered with ages closes clean.
+        second = reviewed.anchor + 90 * DAY
+        [again] = reviewed.tick(second).reviews.opened
+        reviewed.answer(again, ages={"image": AgeSummary(
+            count=2, oldest=second - timedelta(hours=3), histogram={"under-24h": 2})})
+        assert reviewed.tick(second + WINDOW).reviews.closed == [again]
+        assert [r.outcome for r in reviewed.reviews() if r.id == again] == ["clean"]
+        assert reviewed.verdict(second + WINDOW)["outcome"] == "verified"
 
     def test_no_response(self, reviewed: Reviewed) -> None:
         to_monitoring(reviewed)

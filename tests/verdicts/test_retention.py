@@ -15,7 +15,7 @@ from deletion_audit.core.predicates import AgeSummary
 from deletion_audit.models import Event, Obligation
 from tests.scheduling.test_tick import add_email, judgments, outbox, run, verified_predicate
 from tests.support.agents import declare_scope
-from tests.verdicts.conftest import Case
+from tests.verdicts.conftest import Case, reasons
 from tests.verdicts.test_replay import replayed
 from tests.verdicts.test_verdict import _obligation
 
@@ -128,3 +128,55 @@ class TestBreachJudgment:
         assert r.status_code == 200, r.text
         report = run(env, now + timedelta(hours=3))
         assert (report.escalations_sent, len(report.escalations_resolved)) == ([], 1)
+
+
+class TestRetentionWithoutAges:
+    """Regression: a scan of a ruled scope without an age summary (an older agent, or one
+    that skipped it) passed silently; the rule is now unchecked there until a later scan
+    of the scope carries ages."""
+
+    def test_a_scan_without_ages_leaves_the_rule_unchecked_for_its_scope(
+        self, case: Case, tmp_path: Path
+    ) -> None:
+        oid = _rule(case, kinds=["image"])
+        _clean(case)
+        assert _state(case, oid) == "in_force"
+        verdict = case.verdict()
+        assert verdict["outcome"] == "insufficient_evidence"
+        (reason,) = [r for r in verdict["report"]["reasons"]
+                     if r["code"] == "retention_unchecked"]
+        assert reason["scope_ids"] == [case.scope["id"]]
+        assert (reasons(verdict), reason["zh"] != "") == ({"retention_unchecked"}, True)
+        predicate = replayed(case, tmp_path)
+        assert (predicate["outcome"], predicate["reasons"]) == (
+            "insufficient_evidence", ["retention_unchecked"])
+
+    def test_a_later_scan_with_ages_checks_it_again(self, case: Case, tmp_path: Path) -> None:
+        _rule(case, kinds=["image"])
+        _clean(case)
+        assert "retention_unchecked" in reasons(case.verdict())
+        case.scan(minutes=3, ages=_ages(case, image=2))
+        assert case.verdict()["outcome"] == "verified"
+        assert replayed(case, tmp_path)["outcome"] == "verified"
+
+    def test_an_earlier_scan_with_ages_does_not_cover_a_later_one_without(
+        self, case: Case
+    ) -> None:
+        _rule(case)
+        _clean(case, image=2)
+        assert case.verdict()["outcome"] == "verified"
+        case.scan(minutes=3)
+        assert reasons(case.verdict()) == {"retention_unchecked"}
+
+    def test_a_scope_no_rule_covers_and_a_waived_rule_ask_for_no_ages(
+        self, case: Case
+    ) -> None:
+        other = declare_scope(case.client, case.world, name="backup")
+        _rule(case, scope_ids=[other["id"]])
+        waived = _rule(case)
+        r = case.client.post(f"{case.world.url}/obligations/{waived}/waive",
+                             headers=case.world.prosecutor.headers,
+                             json={"reason": "规则已由新协议替代"})
+        assert r.status_code == 200, r.text
+        _clean(case)
+        assert "retention_unchecked" not in reasons(case.verdict())
