@@ -121,23 +121,28 @@ def _breach(session: Session, row: Obligation, *, found: list[DirtyScan], statem
 
 
 def check_destruction(session: Session, *, case_id: int, statement_id: str, now: datetime,
-                      scan: ScanRecord | None = None) -> list[int]:
+                      scan: ScanRecord | None = None, agent_id: int | None = None,
+                      scan_id: str | None = None) -> list[int]:
     """Breach each custody-until obligation of the case (in force or discharged) whose
     earliest destruction statement is followed by a counted scan that found manifest
-    items: every such scan when a custody statement arrives, only ``scan`` when a scan's
-    last part does. The obligations breached."""
-    if scan is not None and scan.scope_id in _sealed_scopes(session, case_id):
-        return []
+    items: every such scan when a custody statement arrives, only the scan just finished
+    (``scan``, or the one ``agent_id`` and ``scan_id`` name) when a scan's last part does.
+    The obligations breached. Cheap when nothing was destroyed: one indexed query."""
     rows = session.execute(select(Obligation).where(
         Obligation.case_id == case_id, Obligation.kind == ObligationKind.CUSTODY_UNTIL.value,
         Obligation.state.in_([ObligationState.IN_FORCE.value,
                               ObligationState.DISCHARGED.value]))
         .order_by(Obligation.id)).scalars().all()
+    destroyed = [(row, since) for row in rows
+                 if (since := destroyed_at(session, row.id)) is not None]
+    if not destroyed:
+        return []
+    if scan is None and agent_id is not None and scan_id is not None:
+        scan = scan_record(session, agent_id=agent_id, scan_id=scan_id)
+        if scan is None:
+            return []
     breached = []
-    for row in rows:
-        since = destroyed_at(session, row.id)
-        if since is None:
-            continue
+    for row, since in destroyed:
         found = dirty_scans(session, case_id=case_id, since=since,
                             scan_pk=scan.id if scan is not None else None)
         if found:
@@ -150,7 +155,3 @@ def scan_record(session: Session, *, agent_id: int, scan_id: str) -> ScanRecord 
     return session.execute(select(ScanRecord).where(
         ScanRecord.agent_id == agent_id, ScanRecord.scan_id == scan_id)).scalar_one_or_none()
 
-
-def _sealed_scopes(session: Session, case_id: int) -> set[int]:
-    return set(session.execute(select(Scope.id).where(
-        Scope.case_id == case_id, Scope.kind == ScopeKind.SEALED_CONTAINER.value)).scalars())

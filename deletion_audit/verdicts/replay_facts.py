@@ -24,6 +24,7 @@ from deletion_audit.models import (
     KeyRevocationReason,
     Manifest,
     Obligation,
+    ObligationKind,
     ObligationState,
     Party,
     Review,
@@ -33,6 +34,7 @@ from deletion_audit.models import (
     UserKey,
 )
 from deletion_audit.reviews import commitment as review_commitment
+from deletion_audit.verdicts import custody
 from deletion_audit.verdicts.replay_events import ReplayError, ReplayEvent, event_time
 from deletion_audit.verdicts.replay_sessions import SessionReplay, SessionReplayError
 from deletion_audit.verdicts.replay_state import ReplayAgent
@@ -248,6 +250,19 @@ class Replayer(StatementReplay):
                               f"events leave it {row.state}", at=ev)
         return row
 
+    def _custody_breach_shown(self, ev: ReplayEvent, row: Obligation) -> None:
+        """A custody breach the service logged for items found after the destruction
+        statement (cases/custody.py) is re-derived from the statements replayed so far:
+        the scopes it names must have such a scan."""
+        named = {int(s) for s in ev.body["scopeIds"]}
+        since = custody.destroyed_at(self.session, row.id)
+        found = ({d.scope_id for d in custody.dirty_scans(
+            self.session, case_id=self.case_id, since=since)} if since is not None else set())
+        if not named or not named <= found:
+            raise ReplayError(f"obligation {row.id}'s breach names scopes {sorted(named)}, but "
+                              "no counted scan of them after the custodian's destruction "
+                              "statement found manifest items", at=ev)
+
     def obligation(self, ev: ReplayEvent) -> None:
         b = ev.body
         action = b["action"]
@@ -267,6 +282,8 @@ class Replayer(StatementReplay):
         elif action == "state":
             row = self._obligation(ev, b["from"])
             row.state = ObligationState(b["to"]).value
+            if b.get("scopeIds") is not None and row.kind == ObligationKind.CUSTODY_UNTIL.value:
+                self._custody_breach_shown(ev, row)
         elif action == "document-submitted":
             row = self._obligation(ev)
             row.state = ObligationState.SUBMITTED.value

@@ -16,12 +16,13 @@ from deletion_audit.clock import FixedClock
 from deletion_audit.core.merkle import leaf_hash
 from deletion_audit.core.predicates import ScanCounts
 from deletion_audit.models import Event, Obligation, PartyRole
+from deletion_audit.verdicts.replay import ReplayError
 from deletion_audit.verdicts.tasks import recompute_verdicts
 from tests.scheduling.test_tick import judgments, run, verified_predicate
 from tests.support.agents import AgentClient, declare_scope, enroll
 from tests.support.statements import Signer, custody_obligation, obligation
 from tests.verdicts.conftest import Case
-from tests.verdicts.test_replay import replayed
+from tests.verdicts.test_replay import Logged, _altered, replayed
 
 
 def _expiry(case: Case, oid: int) -> datetime:
@@ -265,7 +266,8 @@ class TestCustodyEndsWithItemsAbsentEverywhere:
         (episode,) = _at(case, case.env.clock.now() + timedelta(minutes=5))
         assert episode.startswith(f"breached:obligation:{oid}:")
 
-    def test_items_found_after_a_discharge_breach_it_too(self, case: Case) -> None:
+    def test_items_found_after_a_discharge_breach_it_too(self, case: Case,
+                                                         tmp_path: Path) -> None:
         oid = custody_obligation(case.client, case.world)
         _destroy(case, oid, case.env.clock.now() - timedelta(hours=1))
         case.scan(minutes=1)
@@ -273,6 +275,21 @@ class TestCustodyEndsWithItemsAbsentEverywhere:
         case.scan(present=case.digests[:1], minutes=2)
         assert _state(case, oid) == "breached"
         assert _events(case, oid)[-1]["from"] == "discharged"
+        # The replay derives the discharge the breach starts from.
+        assert replayed(case, tmp_path)["reasons"] == ["items_present", "obligation_breached"]
+
+    def test_a_logged_breach_no_scan_bears_out_stops_the_replay(self, case: Case,
+                                                                tmp_path: Path) -> None:
+        other = declare_scope(case.client, case.world, name="门店备份")
+        oid = custody_obligation(case.client, case.world)
+        _destroy(case, oid, case.env.clock.now() - timedelta(hours=1))
+        case.scan(present=case.digests[:1], minutes=1)
+        assert _state(case, oid) == "breached"
+        logged = Logged(case, tmp_path)
+        events = _altered(logged.events, "obligation", scopeIds=[other["id"]])
+        with pytest.raises(ReplayError, match=rf"\(obligation\): obligation {oid}'s breach "
+                                              rf"names scopes \[{other['id']}\], but no counted"):
+            logged.replay(events)
 
     def test_items_found_before_the_statement_do_not_breach_it(self, case: Case) -> None:
         oid = custody_obligation(case.client, case.world)
