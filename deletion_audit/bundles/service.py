@@ -21,7 +21,7 @@ from deletion_audit.db import Database
 from deletion_audit.errors import BadRequest, Conflict, NotFound
 from deletion_audit.log.identity import LogKeys
 from deletion_audit.log.tasks import integrate_pending
-from deletion_audit.models import Case, CasePurge, Event, LogLeaf, VerdictMark
+from deletion_audit.models import Case, CaseArchive, CasePurge, Event, LogLeaf, VerdictMark
 from deletion_audit.verdicts import service as verdicts
 from deletion_audit.verdicts import summaries
 
@@ -47,10 +47,14 @@ def prepare_export(
             raise NotFound(f"no case {case_id}")
         purged = session.get(CasePurge, case_id)
         if purged is not None:
+            archived = session.execute(select(CaseArchive.sha256).where(
+                CaseArchive.case_id == case_id, CaseArchive.sha256.is_not(None))
+                .order_by(CaseArchive.id.desc()).limit(1)).scalar_one_or_none()
+            copy = (f"; the court bundle archived when it closed had SHA-256 {archived} "
+                    "(a copy held elsewhere can be checked against it)" if archived else "")
             raise Conflict(
-                f"case {case_id}'s item rows and salts were deleted on "
-                f"{purged.purged_at:%Y-%m-%d} after its retention period; its court bundle "
-                "was archived when it closed (archive/<case>/ under the data directory)")
+                f"case {case_id}'s item rows, salts and archived court bundle were deleted "
+                f"on {purged.purged_at:%Y-%m-%d} after its retention period{copy}")
         summaries.issue_missing(session, case_id=case_id, service_key=keys.service_key,
                                 now=clock.now())
         latest = verdicts.latest_verdict(session, case_id=case_id)

@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 UPLOAD_LIFETIME = timedelta(days=1)
 
 
+UPLOADS = "uploads"
+"""Where resumable manifest uploads are kept, under the data directory."""
+
+
 def upload_path(settings: Settings, upload_id: str) -> Path:
-    return settings.data_dir / "uploads" / upload_id
+    return settings.data_dir / UPLOADS / upload_id
 
 
 def sweep_uploads(db: Database, settings: Settings, *, now: datetime) -> int:

@@ -145,7 +145,9 @@ def tick(db: Database, *, service_key: Ed25519PrivateKey, now: datetime,
     if archiver is not None:
         report.archived = archive.run(db, archiver, now=now)
     if retention is not None:
-        report.purged = purge.run(db, retention=retention, now=now)
+        report.purged = purge.run(
+            db, retention=retention, now=now,
+            data_dir=archiver.settings.data_dir if archiver is not None else None)
     # Steps made by this tick's judgments are due later than now (after_hours > 0).
     with db.read() as session:
         steps = list(session.execute(
