@@ -90,6 +90,9 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     )
     app.state.ctx = ctx
     _install_error_handlers(app)
+    # First: routes are matched in order, one regular expression each, and agents' statements
+    # are the busiest path (its prefix is no other router's).
+    app.include_router(attestation_endpoints.router)
     app.include_router(log_endpoints.router)
     app.include_router(log_endpoints.tiles_router)
     app.include_router(identity_endpoints.router)
@@ -99,7 +102,6 @@ def create_app(ctx: AppContext, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(evidence_endpoints.router)
     app.include_router(host_endpoints.case_router)
     app.include_router(host_endpoints.router)
-    app.include_router(attestation_endpoints.router)
     app.include_router(verdict_endpoints.router)
     app.include_router(judgment_endpoints.router)
     app.include_router(review_endpoints.router)

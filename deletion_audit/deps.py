@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from deletion_audit.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async: FastAPI runs a plain function dependency in its thread pool, a hop per
+    # request for what is only an attribute read.
     ctx: AppContext = request.app.state.ctx
     return ctx
 
