@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from deletion_audit.attestations import ingest, people
+from deletion_audit.attestations.writer import StatementWriter
+from deletion_audit.context import AppContext
 from deletion_audit.deps import Context
 from deletion_audit.errors import AuditError, Unauthorized
-from deletion_audit.hosts.signatures import SignedBy, authenticate, raw_body, remember_nonce
-from deletion_audit.identity.deps import Caller, current_user
+from deletion_audit.hosts.signatures import raw_body, signature_params, verify_signature
+from deletion_audit.identity.deps import current_user
 from deletion_audit.schemas import error_responses
 
 router = APIRouter(prefix="/api/v1/attestations", tags=["attestations"])
@@ -27,10 +31,17 @@ _OPENAPI: dict[str, Any] = {
 }
 
 
-def submitter(
-    request: Request, ctx: Context, body: Annotated[bytes, Depends(raw_body)]
-) -> SignedBy | Caller:
-    """The agent whose signature is on the request, or the person whose token it carries.
+@router.post("", status_code=201, openapi_extra=_OPENAPI,
+             responses={201: {"description": "the receipt: statement_id, leaf_hash, seq "
+                              "(null for a person's statement), received_at"},
+                        **error_responses(400, 401, 403, 404, 409, 413, 422, 503)})
+async def submit(
+    request: Request, ctx: Context, envelope: Annotated[bytes, Depends(raw_body)]
+) -> JSONResponse:
+    """Ingest a signed statement: an agent's scan or deletion statement, or a person's
+    vendor, custody (v2) or deidentify statement. The same statement again gets its
+    original answer; a refusal is recorded and logged, and is never evidence.
+
     Signature headers choose the agent path (its behaviour is PROTOCOL.md's); a bearer
     token without them chooses the person's."""
     headers = request.headers
@@ -42,43 +53,46 @@ def submitter(
                 raise Unauthorized("authentication required: an agent signs the request "
                                    "(RFC 9421), a person sends 'Authorization: Bearer "
                                    "<token>'")
-            # Ingest judges a revoked agent's statements itself (earlier outcome, grace).
-            return authenticate(ctx, method=request.method, url=str(request.url),
-                                headers=headers, body=body, allow_revoked=True,
-                                now=datetime.now(UTC), remember=False)
-        return current_user(request, ctx)
-    except AuditError as exc:
-        ctx.metrics.refusals.labels(reason=exc.code).inc()
-        raise
-
-
-@router.post("", status_code=201, openapi_extra=_OPENAPI,
-             responses={201: {"description": "the receipt: statement_id, leaf_hash, seq "
-                              "(null for a person's statement), received_at"},
-                        **error_responses(400, 401, 403, 404, 409, 413, 422, 503)})
-def submit(
-    who: Annotated[SignedBy | Caller, Depends(submitter)],
-    envelope: Annotated[bytes, Depends(raw_body)], ctx: Context,
-) -> JSONResponse:
-    """Ingest a signed statement: an agent's scan or deletion statement, or a person's
-    vendor, custody (v2) or deidentify statement. The same statement again gets its
-    original answer; a refusal is recorded and logged, and is never evidence."""
-    now = ctx.clock.now()
-    try:
-        # The transaction opens and commits here, in this one worker thread (not in a
-        # dependency's teardown, a thread hop later): on SQLite the write lock is held for
-        # the statement's own work only — the hot path of every agent.
-        with ctx.db.write() as session:
-            if isinstance(who, SignedBy):
-                # The request's nonce is recorded with the statement (one transaction).
-                remember_nonce(session, who.id, who.nonce, datetime.now(UTC))
-                outcome = ingest.ingest(session, agent=who, envelope=envelope, now=now)
-            else:
-                outcome = people.ingest_person(session, user_id=who.user_id,
-                                               envelope=envelope, now=now)
+            outcome = await _from_agent(request, ctx, envelope)
+        else:
+            outcome = await run_in_threadpool(_from_person, request, ctx, envelope)
     except AuditError as exc:
         ctx.metrics.refusals.labels(reason=exc.code).inc()
         raise
     if outcome.refused is not None:
         ctx.metrics.refusals.labels(reason=outcome.refused).inc()
     return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+async def _from_agent(request: Request, ctx: AppContext, envelope: bytes) -> ingest.Outcome:
+    """The request's signature and the envelope are checked here, on no database; the
+    writer then reads the agent's status, records the nonce and ingests, in a transaction
+    shared with the statements that arrived meanwhile, and answers after its commit. A
+    revoked agent's signature passes: ingest judges key status (earlier outcome, grace)."""
+    transport_now = datetime.now(UTC)
+    params = signature_params(request.headers, transport_now)
+    writer = _writer(request, ctx)
+    agent = writer.cached_key(params.keyid)
+    if agent is None:
+        agent = await run_in_threadpool(writer.load_key, params.keyid)
+    verify_signature(agent, method=request.method, url=str(request.url),
+                     headers=request.headers, body=envelope)
+    prepared = ingest.prepare(agent.public_key, envelope)
+    future = writer.submit(agent, nonce=params.nonce, prepared=prepared,
+                           now=ctx.clock.now(), transport_now=transport_now)
+    return await asyncio.wrap_future(future)
+
+
+def _writer(request: Request, ctx: AppContext) -> StatementWriter:
+    # Made on first use, one per application (no await between the look and the set).
+    writer: StatementWriter | None = getattr(request.app.state, "statement_writer", None)
+    if writer is None:
+        writer = request.app.state.statement_writer = StatementWriter(ctx.db)
+    return writer
+
+
+def _from_person(request: Request, ctx: AppContext, envelope: bytes) -> ingest.Outcome:
+    who = current_user(request, ctx)
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        return people.ingest_person(session, user_id=who.user_id, envelope=envelope, now=now)

@@ -8,6 +8,11 @@
 5. schema, case, agent, scope binding, scope specification, chain (``prev``), challenge;
 6. stored whole, as received, with its log leaf, in the caller's transaction.
 
+:func:`prepare` does what needs no database (step 1 and the parsing of step 5) before the
+write transaction opens; :func:`ingest_prepared` does the rest inside it, raising what
+:func:`prepare` found only there, after the request's own checks (its nonce), in the
+protocol's order.
+
 From step 2 on, a refusal is recorded (with the answer given) and logged, so the chain
 stays whole and a repeat gets the same answer; nothing else of a refused statement is
 written. This module answers with an :class:`Outcome` rather than raising, because a
@@ -21,7 +26,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select
+from sqlalchemy import (
+    JSON,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,7 +68,9 @@ from deletion_audit.models import (
     Challenge,
     Refusal,
     Scope,
+    ScopeKind,
 )
+from deletion_audit.models.base import UtcDateTime
 from deletion_audit.verdicts.recording import record_statement
 
 # DESIGN: a decommissioned agent may flush its outbox for this long after revocation.
@@ -93,7 +115,7 @@ class _Parsed:
     raw_seq: int | None
 
 
-def open_envelope(agent: AgentFacts, envelope: bytes) -> bytes:
+def open_envelope(public_key: bytes, envelope: bytes) -> bytes:
     """The verified payload; the envelope must be signed by the requesting agent's key."""
     try:
         parsed = dsse.Envelope.from_json(envelope)
@@ -102,7 +124,7 @@ def open_envelope(agent: AgentFacts, envelope: bytes) -> bytes:
     if parsed.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise BadEnvelope(f"payloadType must be {dsse.IN_TOTO_PAYLOAD_TYPE}")
     try:
-        verified = dsse.verify(parsed, [public_key_from_raw(agent.public_key)])
+        verified = dsse.verify(parsed, [public_key_from_raw(public_key)])
     except SignatureError:
         raise BadSignature("the envelope is not signed by this agent's key") from None
     return verified.payload
@@ -176,22 +198,32 @@ class _Known:
 
 # Built once, run with parameters: on this path, constructing a statement costs more than
 # running it. Seqs are a range, not an IN list (an expanding IN is compiled on every call);
-# an empty range is lo > hi.
+# an empty range is lo > hi. The accepted and the refused rows come in one query: the
+# statement's own earlier outcome and who holds ``seq`` and ``seq - 1``.
 _ATT = cast(Table, Attestation.__table__).c
 _REF = cast(Table, Refusal.__table__).c
-_ACCEPTED = select(_ATT.statement_id, _ATT.agent_id, _ATT.seq, _ATT.leaf_hash,
-                   _ATT.received_at).where(or_(
-                       _ATT.statement_id == bindparam("sid"),
-                       and_(_ATT.agent_id == bindparam("agent_id"),
-                            _ATT.seq.between(bindparam("lo"), bindparam("hi")))))
-_REFUSED = select(_REF.statement_id, _REF.seq, _REF.code, _REF.status, _REF.body).where(
-    _REF.agent_id == bindparam("agent_id"),
-    or_(_REF.statement_id == bindparam("sid"),
-        and_(_REF.seq.between(bindparam("lo"), bindparam("hi")), _REF.code != "fork")),
-).order_by(_REF.id)
-_BOUND_SCOPE = select(Scope).join(Binding, Binding.scope_id == Scope.id).where(
-    Scope.id == bindparam("scope_id"), Binding.agent_id == bindparam("agent_id"),
-    Binding.unbound_at.is_(None))
+_KNOWN = union_all(
+    select(literal("accepted").label("src"), _ATT.id.label("row"), _ATT.statement_id,
+           _ATT.agent_id, _ATT.seq, _ATT.leaf_hash, _ATT.received_at,
+           type_coerce(null(), String).label("code"), type_coerce(null(), Integer)
+           .label("status"), type_coerce(null(), JSON).label("body"))
+    .where(or_(_ATT.statement_id == bindparam("sid"),
+               and_(_ATT.agent_id == bindparam("agent_id"),
+                    _ATT.seq.between(bindparam("lo"), bindparam("hi"))))),
+    select(literal("refused"), _REF.id, _REF.statement_id, _REF.agent_id, _REF.seq,
+           type_coerce(null(), LargeBinary), type_coerce(null(), UtcDateTime()), _REF.code,
+           _REF.status, _REF.body)
+    .where(_REF.agent_id == bindparam("agent_id"),
+           or_(_REF.statement_id == bindparam("sid"),
+               and_(_REF.seq.between(bindparam("lo"), bindparam("hi")),
+                    _REF.code != "fork"))),
+)
+_SCOPE = cast(Table, Scope.__table__).c
+_BINDING = cast(Table, Binding.__table__).c
+_BOUND_SCOPE = select(_SCOPE.id, _SCOPE.kind, _SCOPE.spec_digest).join(
+    Binding, _BINDING.scope_id == _SCOPE.id).where(
+    _SCOPE.id == bindparam("scope_id"), _BINDING.agent_id == bindparam("agent_id"),
+    _BINDING.unbound_at.is_(None)).limit(1)
 _INSERT_ATTESTATION = insert(cast(Table, Attestation.__table__)).returning(_ATT.id)
 
 
@@ -200,23 +232,22 @@ def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
     if parsed.raw_seq is not None:
         seqs = [s for s in (parsed.raw_seq, parsed.raw_seq - 1) if s >= 0]
     lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
-    rows = session.execute(_ACCEPTED, {"sid": parsed.sid, "agent_id": agent.id, "lo": lo,
-                                       "hi": hi}).all()
-    accepted = next((_Accepted(*r) for r in rows if r.statement_id == parsed.sid), None)
+    rows = session.connection().execute(_KNOWN, {"sid": parsed.sid, "agent_id": agent.id,
+                                                 "lo": lo, "hi": hi}).all()
+    accepted = next((_Accepted(r.statement_id, r.agent_id, r.seq, r.leaf_hash, r.received_at)
+                     for r in rows if r.src == "accepted" and r.statement_id == parsed.sid),
+                    None)
     holders = {int(r.seq): str(r.statement_id) for r in rows
-               if r.agent_id == agent.id and r.seq in seqs}
-    missing = [s for s in seqs if s not in holders]
+               if r.src == "accepted" and r.agent_id == agent.id and r.seq in seqs}
     refused = None
-    if accepted is None or missing:
-        lo, hi = (min(missing), max(missing)) if missing else (1, 0)
-        refusals = session.execute(_REFUSED, {"agent_id": agent.id, "sid": parsed.sid,
-                                              "lo": lo, "hi": hi}).all()
-        if accepted is None:
-            refused = next((_EarlierRefusal(r.status, dict(r.body)) for r in refusals
-                            if r.statement_id == parsed.sid), None)
-        for r in refusals:
-            if r.seq in missing and r.code != "fork" and r.seq not in holders:
-                holders[r.seq] = r.statement_id
+    if accepted is None:
+        # The first refusal recorded for this id is its answer.
+        refused = next((_EarlierRefusal(r.status, dict(r.body)) for r in sorted(
+            (r for r in rows if r.src == "refused"), key=lambda r: int(r.row))
+            if r.statement_id == parsed.sid), None)
+    for r in sorted((r for r in rows if r.src == "refused"), key=lambda r: int(r.row)):
+        if r.seq in seqs and r.code != "fork" and r.seq not in holders:
+            holders[r.seq] = r.statement_id
     return _Known(agent.id, parsed.sid, accepted, refused, holders)
 
 
@@ -241,9 +272,41 @@ class AgentFacts(Protocol):
     def compromised_since(self) -> datetime | None: ...
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A statement as far as it can be judged without the database: its envelope opened
+    with the agent's key, its statement and predicate parsed. ``error`` is a refusal of the
+    request found here (a bad envelope or signature), raised by :func:`ingest_prepared`."""
+
+    envelope: bytes
+    envelope_sha256: str
+    parsed: _Parsed | None
+    error: AuditError | None = None
+
+
+def prepare(public_key: bytes, envelope: bytes) -> Prepared:
+    """Open and parse a statement (CPU only: run before the write transaction opens)."""
+    digest = hashlib.sha256(envelope).hexdigest()
+    try:
+        payload = open_envelope(public_key, envelope)
+    except AuditError as exc:
+        return Prepared(envelope, digest, None, exc)
+    return Prepared(envelope, digest, _parse(payload))
+
+
 def ingest(session: Session, *, agent: AgentFacts, envelope: bytes, now: datetime) -> Outcome:
-    payload = open_envelope(agent, envelope)
-    parsed = _parse(payload)
+    return ingest_prepared(session, agent=agent, prepared=prepare(agent.public_key, envelope),
+                           now=now)
+
+
+def ingest_prepared(
+    session: Session, *, agent: AgentFacts, prepared: Prepared, now: datetime
+) -> Outcome:
+    """Steps 2-6 in the caller's transaction (step 1's outcome is in ``prepared``)."""
+    if prepared.error is not None:
+        raise prepared.error
+    parsed = prepared.parsed
+    assert parsed is not None  # noqa: S101 - set whenever error is not
     known = _lookup(session, agent, parsed)
     earlier = known.earlier_outcome()
     if earlier is not None:
@@ -255,8 +318,8 @@ def ingest(session: Session, *, agent: AgentFacts, envelope: bytes, now: datetim
             raise _Refuse(422, "bad_predicate", parsed.problem or "invalid statement")
         scope, challenge = _check_content(session, agent, known, parsed.predicate, now)
     except _Refuse as refusal:
-        return _refuse(session, agent, parsed, envelope, refusal, now)
-    return _store(session, agent, parsed, parsed.predicate, scope, challenge, envelope, now)
+        return _refuse(session, agent, parsed, prepared, refusal, now)
+    return _store(session, agent, parsed, parsed.predicate, scope, challenge, prepared, now)
 
 
 def _check_fork(known: _Known, parsed: _Parsed) -> None:
@@ -298,7 +361,7 @@ def _check_key_status(agent: AgentFacts, predicate: AgentPredicate | None, now: 
 
 def _check_content(
     session: Session, agent: AgentFacts, known: _Known, predicate: AgentPredicate, now: datetime
-) -> tuple[Scope, Challenge | None]:
+) -> tuple[_BoundScope, Challenge | None]:
     if predicate.case_id != str(agent.case_id):
         raise _Refuse(422, "wrong_case", f"this agent attests for case {agent.case_id}, not "
                       f"{predicate.case_id}")
@@ -321,19 +384,27 @@ def _check_content(
     return scope, challenge
 
 
-def _bound_scope(session: Session, agent: AgentFacts, scope_ref: str) -> Scope:
-    scope = None
+@dataclass(frozen=True)
+class _BoundScope:
+    id: int
+    kind: str
+    spec_digest: str
+
+
+def _bound_scope(session: Session, agent: AgentFacts, scope_ref: str) -> _BoundScope:
+    row = None
     if scope_ref.isdigit():
-        scope = session.execute(_BOUND_SCOPE, {"scope_id": int(scope_ref),
-                                               "agent_id": agent.id}).scalars().first()
-    if scope is None:
+        row = session.connection().execute(_BOUND_SCOPE, {"scope_id": int(scope_ref),
+                                                          "agent_id": agent.id}).first()
+    if row is None:
         raise _Refuse(422, "unbound_scope", f"scope {scope_ref} is not bound to agent "
                       f"{agent.public_id}")
-    return scope
+    return _BoundScope(row.id, row.kind, row.spec_digest)
 
 
 def _judge_challenge(
-    session: Session, agent: AgentFacts, scope: Scope, predicate: ScanPredicate, now: datetime
+    session: Session, agent: AgentFacts, scope: _BoundScope, predicate: ScanPredicate,
+    now: datetime,
 ) -> Challenge:
     """Freshness is judged once, when the scan's first part arrives; later parts and
     retries of the same ``scan_id`` share that judgment."""
@@ -355,7 +426,7 @@ def _judge_challenge(
 
 
 def _refuse(
-    session: Session, agent: AgentFacts, parsed: _Parsed, envelope: bytes, refusal: _Refuse,
+    session: Session, agent: AgentFacts, parsed: _Parsed, prepared: Prepared, refusal: _Refuse,
     now: datetime,
 ) -> Outcome:
     body = {"code": refusal.code, "message": refusal.message, **refusal.details,
@@ -363,18 +434,19 @@ def _refuse(
     leaf = log_event(session, "refusal", {
         "caseId": agent.case_id, "agentId": agent.public_id, "statementId": parsed.sid,
         "seq": parsed.raw_seq, "code": refusal.code,
-        "envelopeSha256": hashlib.sha256(envelope).hexdigest(),
+        "envelopeSha256": prepared.envelope_sha256,
     }, now=now)
     session.add(Refusal(agent_id=agent.id, case_id=agent.case_id, seq=parsed.raw_seq,
                         statement_id=parsed.sid, code=refusal.code, status=refusal.status,
-                        body=body, envelope=envelope, received_at=now, leaf_hash=leaf))
+                        body=body, envelope=prepared.envelope, received_at=now,
+                        leaf_hash=leaf))
     _flush_once(session)
     return Outcome(refusal.status, body, refused=refusal.code)
 
 
 def _store(
-    session: Session, agent: AgentFacts, parsed: _Parsed, predicate: AgentPredicate, scope: Scope,
-    challenge: Challenge | None, envelope: bytes, now: datetime,
+    session: Session, agent: AgentFacts, parsed: _Parsed, predicate: AgentPredicate,
+    scope: _BoundScope, challenge: Challenge | None, prepared: Prepared, now: datetime,
 ) -> Outcome:
     assert parsed.statement is not None  # noqa: S101 - a predicate implies its statement
     scan = predicate if isinstance(predicate, ScanPredicate) else None
@@ -384,19 +456,19 @@ def _store(
         "predicateType": parsed.statement.predicate_type, "scopeId": scope.id,
         "scanId": scan.scan_id if scan else None, "part": scan.part if scan else None,
         "challengeId": challenge.id if challenge else None,
-        "envelopeSha256": hashlib.sha256(envelope).hexdigest(),
+        "envelopeSha256": prepared.envelope_sha256,
     }, now=now)
     fields: dict[str, Any] = {
         "statement_id": parsed.sid, "agent_id": agent.id, "case_id": agent.case_id,
         "seq": predicate.seq, "prev": predicate.prev,
         "predicate_type": parsed.statement.predicate_type, "scope_id": scope.id,
         "scan_id": scan.scan_id if scan else None, "part": scan.part if scan else None,
-        "challenge_id": challenge.id if challenge else None, "envelope": envelope,
+        "challenge_id": challenge.id if challenge else None, "envelope": prepared.envelope,
         "received_at": now, "leaf_hash": leaf,
     }
     session.flush()  # the challenge claimed above goes first
     try:
-        attestation_id = session.execute(_INSERT_ATTESTATION, fields).scalar_one()
+        attestation_id = session.connection().execute(_INSERT_ATTESTATION, fields).scalar_one()
     except IntegrityError:
         # The same statement (or seq) arrived twice at once; the retry gets the outcome.
         raise ConcurrentSubmission("this statement (or its seq) is being stored by a "
@@ -414,11 +486,13 @@ def _store(
         retention.check_scan(session, case_id=agent.case_id, scope_id=scope.id, predicate=scan,
                              statement_id=parsed.sid, now=now)
     if scan is not None and scan.last:
-        custody.check_container(session, case_id=agent.case_id, scope=scope, predicate=scan,
-                                statement_id=parsed.sid, now=now)
-        custody.check_destruction(
-            session, case_id=agent.case_id, statement_id=parsed.sid, now=now,
-            scan=custody.scan_record(session, agent_id=agent.id, scan_id=scan.scan_id))
+        if scope.kind == ScopeKind.SEALED_CONTAINER.value:
+            custody.check_container(session, case_id=agent.case_id,
+                                    scope=session.get_one(Scope, scope.id), predicate=scan,
+                                    statement_id=parsed.sid, now=now)
+        # Items found after a custodian's destruction statement breach its custody.
+        custody.check_destruction(session, case_id=agent.case_id, statement_id=parsed.sid,
+                                  now=now, agent_id=agent.id, scan_id=scan.scan_id)
     return Outcome(201, receipt(row))
 
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 import http_sf
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 from http_message_signatures import (
     ContentDigest,
@@ -123,9 +122,9 @@ def _params(headers: Headers) -> _Params:
     return _Params(created=created, nonce=nonce, keyid=keyid)
 
 
-def _verify(message: _Message, agent: SignedBy, body: bytes) -> None:
-    resolver = MappingKeyResolver(public_keys={agent.public_id: _public(agent)},
-                                  private_keys={})
+def _verify(message: _Message, agent: SignedBy | AgentKey, body: bytes) -> None:
+    resolver = MappingKeyResolver(
+        public_keys={agent.public_id: public_key_from_raw(agent.public_key)}, private_keys={})
     verifier = _Verifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
     required = (*REQUIRED, "content-digest") if body else REQUIRED
     try:
@@ -138,10 +137,6 @@ def _verify(message: _Message, agent: SignedBy, body: bytes) -> None:
         ContentDigest.verify_components(results[0].covered_components, body)
     except HTTPMessageSignaturesException:
         raise BadContentDigest("Content-Digest does not match the request body") from None
-
-
-def _public(agent: SignedBy) -> Ed25519PublicKey:
-    return public_key_from_raw(agent.public_key)
 
 
 _AGENTS = cast(Table, Agent.__table__).c
@@ -188,19 +183,25 @@ def _remember(ctx: AppContext, agent_id: int, nonce: str, now: datetime) -> None
         remember_nonce(session, agent_id, nonce, now)
 
 
-def authenticate(
-    ctx: AppContext, *, method: str, url: str, headers: Headers, body: bytes,
-    allow_revoked: bool, now: datetime, remember: bool = True,
-) -> SignedBy:
-    """Check a signed request in the protocol's order; ``now`` is the transport clock.
-    ``remember=False`` leaves recording the nonce to the caller's own transaction
-    (:func:`remember_nonce`), as ingest does: one transaction per statement."""
+def signature_params(headers: Headers, now: datetime) -> _Params:
+    """The signature's parameters, its creation time checked on the transport clock."""
     params = _params(headers)
     created = datetime.fromtimestamp(params.created, tz=UTC)
     if abs(now - created) > WINDOW:
         raise ClockSkew(f"the signature was created at {format_timestamp(created)}, more than "
                         f"{int(WINDOW.total_seconds())} s from the server's time; fix the "
                         "host clock", server_time=format_timestamp(now.replace(microsecond=0)))
+    return params
+
+
+def authenticate(
+    ctx: AppContext, *, method: str, url: str, headers: Headers, body: bytes,
+    allow_revoked: bool, now: datetime, remember: bool = True,
+) -> SignedBy:
+    """Check a signed request in the protocol's order; ``now`` is the transport clock.
+    ``remember=False`` leaves recording the nonce to the caller's own transaction
+    (:func:`remember_nonce`)."""
+    params = signature_params(headers, now)
     agent, used = _load_agent(ctx, params.keyid, params.nonce)
     if used:
         raise Replayed("this request's nonce was already used")
@@ -211,6 +212,71 @@ def authenticate(
         raise Revoked(f"agent {agent.public_id} is {agent.status.value}; it may not act "
                       "any more", key_status=agent.status.value)
     return dataclasses.replace(agent, nonce=params.nonce)
+
+
+@dataclass(frozen=True)
+class AgentKey:
+    """What never changes for an enrolled agent — its ids, case, party and key (a host's
+    new key is a new agent) — so a process may keep it between requests. Its status is
+    not here: :func:`signed_by` reads it fresh in the request's own transaction."""
+
+    id: int
+    public_id: str
+    case_id: int
+    party_id: int
+    key_id: str
+    public_key: bytes
+
+
+_AGENT_KEY = select(_AGENTS.id, _AGENTS.public_id, _AGENTS.case_id, _AGENTS.party_id,
+                    _AGENTS.key_id, _AGENTS.public_key).where(
+                        _AGENTS.public_id == bindparam("public_id"))
+_AGENT_NOW = select(
+    _AGENTS.public_key, _AGENTS.status, _AGENTS.revoked_at, _AGENTS.compromised_since,
+    exists().where(_NONCES.c.agent_id == _AGENTS.id,
+                   _NONCES.c.nonce == bindparam("nonce")).label("used"),
+).where(_AGENTS.id == bindparam("id"))
+
+
+def load_agent_key(session: Session, public_id: str) -> AgentKey:
+    found = session.execute(_AGENT_KEY, {"public_id": public_id}).first()
+    if found is None:
+        raise UnknownAgent(f"no agent {public_id!r} is enrolled here; enroll with a new token")
+    return AgentKey(id=found.id, public_id=found.public_id, case_id=found.case_id,
+                    party_id=found.party_id, key_id=found.key_id, public_key=found.public_key)
+
+
+def verify_signature(
+    agent: AgentKey, *, method: str, url: str, headers: Headers, body: bytes
+) -> None:
+    """The request's RFC 9421 signature and content digest, with the agent's key."""
+    _verify(_Message(method=method, url=url, headers=headers), agent, body)
+
+
+def signed_by(session: Session, agent: AgentKey, nonce: str, now: datetime) -> SignedBy:
+    """In the caller's write transaction, for a request whose signature verified: the
+    agent's status as it is now, and the request's nonce recorded (Replayed if it was
+    used). Pruning the nonce table is left to the caller (:func:`prune_nonces`)."""
+    found = session.connection().execute(_AGENT_NOW, {"id": agent.id, "nonce": nonce}).first()
+    if found is None or found.public_key != agent.public_key:
+        raise UnknownAgent(f"no agent {agent.public_id!r} is enrolled here; enroll with a new "
+                           "token")
+    if found.used:
+        raise Replayed("this request's nonce was already used")
+    try:
+        session.connection().execute(_INSERT_NONCE, {"agent_id": agent.id, "nonce": nonce,
+                                                     "created_at": now})
+    except IntegrityError:
+        raise Replayed("this request's nonce was already used") from None
+    return SignedBy(id=agent.id, public_id=agent.public_id, case_id=agent.case_id,
+                    party_id=agent.party_id, key_id=agent.key_id, public_key=agent.public_key,
+                    status=AgentStatus(found.status), revoked_at=found.revoked_at,
+                    compromised_since=found.compromised_since, nonce=nonce)
+
+
+def prune_nonces(session: Session, now: datetime) -> None:
+    """Remove the nonces past the replay window."""
+    session.connection().execute(_PRUNE_NONCES, {"cutoff": now - NONCE_RETENTION})
 
 
 async def raw_body(request: Request) -> bytes:

@@ -1,0 +1,72 @@
+"""The write side of agents' statements in a server process: the agents' keys read so
+far, and a group-commit writer (deletion_audit/group_commit.py) that stores the statements
+waiting in one transaction, each in its own savepoint.
+
+Per statement, the writer reads the agent's status as it is now (a revocation committed
+before the batch began is judged at once), records the request's nonce, and ingests the
+statement (ingest.py) — all in the batch's transaction, so a statement is stored with its
+nonce, its log leaf and its item rows, or none of them; its answer is given after the
+commit. The nonce table is pruned once per batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from deletion_audit.attestations import ingest
+from deletion_audit.db import Database
+from deletion_audit.group_commit import GroupCommit
+from deletion_audit.hosts.signatures import AgentKey, load_agent_key, prune_nonces, signed_by
+
+# Bounds the cache of agents' keys (a case has hundreds of agents, an installation a few
+# thousand); past it the cache starts again.
+MAX_KEYS = 10_000
+# PostgreSQL takes concurrent writers (row locks, no database-wide lock): a few writer
+# threads keep its round trips overlapping. SQLite has one write lock: one writer.
+POSTGRES_WRITERS = 4
+
+
+class StatementWriter:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._keys: dict[str, AgentKey] = {}
+        self._lock = threading.Lock()
+        writers = POSTGRES_WRITERS if db.dialect == "postgresql" else 1
+        self._commit = GroupCommit(db, writers=writers, prologue=_prune)
+
+    def cached_key(self, public_id: str) -> AgentKey | None:
+        return self._keys.get(public_id)
+
+    def load_key(self, public_id: str) -> AgentKey:
+        """The agent's key from the database (UnknownAgent if there is none), kept."""
+        with self._db.read() as session:
+            key = load_agent_key(session, public_id)
+        with self._lock:
+            if len(self._keys) >= MAX_KEYS:
+                self._keys.clear()
+            self._keys[public_id] = key
+        return key
+
+    def submit(
+        self, agent: AgentKey, *, nonce: str, prepared: ingest.Prepared, now: datetime,
+        transport_now: datetime,
+    ) -> Future[ingest.Outcome]:
+        """Queue a statement whose request signature verified; ``now`` is the domain
+        clock's time of its arrival, ``transport_now`` the real one (the nonce's)."""
+
+        def work(session: Session) -> ingest.Outcome:
+            who = signed_by(session, agent, nonce, transport_now)
+            return ingest.ingest_prepared(session, agent=who, prepared=prepared, now=now)
+
+        return self._commit.submit(work)
+
+    def close(self) -> None:
+        self._commit.close()
+
+
+def _prune(session: Session) -> None:
+    prune_nonces(session, datetime.now(UTC))
