@@ -8,7 +8,9 @@ A real server process (the app ``deletion-audit serve`` runs, with its jobs) on 
 Printed beside a baseline measured in the same run: a no-op endpoint added to the same app,
 under the same load (the same bodies, the same 16 keep-alive connections). Requests are
 signed before the clock starts (RFC 9421 signatures carry their own time and nonce), so the
-figure is the server's, not the load generator's signing.
+figure is the server's, not the load generator's signing. Each line also gives the server's
+CPU time per request (its processes' user + system time, from /proc), which says whether
+the server is bound by its CPU or by waiting.
 
 Run from the repository root:
     .venv/bin/python -m benchmarks.ingest [--per-client N] [--workers N]
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import secrets
 import socket
 import statistics
@@ -142,11 +145,28 @@ def _load(base: str, per_client: Sequence[list[Prepared]], *, path: str | None =
     return time.perf_counter() - t0, [x for lat in latencies for x in lat], sum(failures)
 
 
-def _report(name: str, seconds: float, latencies: list[float], failures: int) -> float:
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server process and its children
+    (``--workers`` processes), read from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # a process that ended while we looked
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _report(name: str, seconds: float, latencies: list[float], failures: int,
+            cpu: float) -> float:
     rate = len(latencies) / seconds
     cuts = statistics.quantiles(latencies, n=100)
     print(f"  {name:<26} {rate:8.0f} req/s  p50 {cuts[49] * 1000:6.1f} ms  "
-          f"p99 {cuts[98] * 1000:6.1f} ms  failures {failures}")
+          f"p99 {cuts[98] * 1000:6.1f} ms  failures {failures}  "
+          f"server CPU {cpu / len(latencies) * 1000:.2f} ms/req")
     return rate
 
 
@@ -168,10 +188,13 @@ def run(engine: str, url: str, directory: Path, per_client: int, workers: int) -
                   f"statements of "
                   f"{len(prepared[0][0].body)} bytes (signed in "
                   f"{time.perf_counter() - t0:.1f} s, before the clock starts)")
+        cpu = _server_cpu(proc.pid)
         base_s, base_lat, base_fail = _load(base, prepared, path=NOOP)
-        noop = _report("no-op endpoint (baseline)", base_s, base_lat, base_fail)
+        after = _server_cpu(proc.pid)
+        noop = _report("no-op endpoint (baseline)", base_s, base_lat, base_fail, after - cpu)
         seconds, latencies, failures = _load(base, prepared)
-        rate = _report("POST /api/v1/attestations", seconds, latencies, failures)
+        rate = _report("POST /api/v1/attestations", seconds, latencies, failures,
+                       _server_cpu(proc.pid) - after)
         p99 = statistics.quantiles(latencies, n=100)[98] * 1000
         print(f"  ingest: {rate:.0f} attestations/s (target >= 500), p99 {p99:.1f} ms "
               f"(target <= 100); {rate / noop:.2f}x the no-op endpoint's rate")

@@ -1,20 +1,34 @@
 """The ingest path without HTTP: what one agent statement costs the server in CPU.
 
-Calls exactly what ``POST /api/v1/attestations`` calls for an agent — the RFC 9421 check
-(``authenticate``), then in one write transaction the request's nonce and ``ingest`` — for
-signed deletion statements of 10 digests, one after the other in one thread, and prints the
-CPU time per statement. Baseline in the same run: the same number of bare write
-transactions of the same database (one nonce row each), through the same ``Database``.
+Calls exactly what ``POST /api/v1/attestations`` calls for an agent, for signed deletion
+statements of 10 digests, and prints the CPU time per statement (the process's, the
+writer thread's included) of each part:
+
+- the request's side, on no database: the RFC 9421 check (``signature_params``,
+  ``verify_signature`` with the agent's kept key) and opening the envelope
+  (``ingest.prepare``: the DSSE signature, the statement and predicate parsed);
+- the writer's side: the agent's status read fresh, the nonce recorded, ``ingest`` —
+  once with one statement per transaction (each waited for before the next, as a lone
+  agent sends them), once with all of them queued at once (group commit: the writer takes
+  up to 32 per transaction).
+
+Baseline in the same run: the same number of bare write transactions of the same database
+(one nonce row each), through the same ``Database``.
 
 Run from the repository root:
     .venv/bin/python -m benchmarks.ingest_path [--statements N] [--engine sqlite|postgresql|both]
+        [--profile FILE.prof]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import secrets
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,30 +40,37 @@ from starlette.datastructures import Headers
 from benchmarks._engines import ENGINES, run_engines
 from deletion_audit.app import create_app
 from deletion_audit.attestations import ingest
+from deletion_audit.attestations.writer import StatementWriter
 from deletion_audit.clock import FixedClock
 from deletion_audit.db import make_engine
-from deletion_audit.hosts.signatures import authenticate, remember_nonce
+from deletion_audit.hosts.signatures import AgentKey, signature_params, verify_signature
 from deletion_audit.migrations import upgrade
 from deletion_audit.models import RequestNonce
-from tests.support.agents import declare_scope, enroll
+from tests.support.agents import AgentClient, declare_scope, enroll
 from tests.support.log import make_log_env
 from tests.support.world import make_world
 
 WARM_UP = 100
 
 
-def run(engine_name: str, url: str, directory: Path, statements: int) -> None:
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    env = make_log_env(directory, url, FixedClock(datetime.now(UTC).replace(microsecond=0)))
-    world = make_world(env)
-    client = TestClient(create_app(env.ctx, run_jobs=False), base_url="http://testserver")
-    scope = declare_scope(client, world)
-    agent = enroll(client, world, scope_ids=[int(str(scope["id"]))])
-    requests: list[tuple[str, Headers, bytes]] = []
-    prev = None
-    for seq in range(WARM_UP + statements):
+@dataclass(frozen=True)
+class _Request:
+    url: str
+    headers: Headers
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Checked:
+    agent: AgentKey
+    nonce: str
+    prepared: ingest.Prepared
+
+
+def _requests(client: TestClient, agent: AgentClient, scope: dict[str, object],
+              count: int, first_seq: int, prev: str | None) -> list[_Request]:
+    out = []
+    for seq in range(first_seq, first_seq + count):
         signed = agent.sign_statement(agent.deletion(
             seq=seq, prev=prev, scope=scope, deleted_at=datetime.now(UTC),
             digests=[secrets.token_hex(32) for _ in range(10)]))
@@ -61,37 +82,87 @@ def run(engine_name: str, url: str, directory: Path, statements: int) -> None:
             request, key_id=agent.agent_id, label="da", created=datetime.now(UTC),
             nonce=secrets.token_urlsafe(16), covered_component_ids=("@method", "@target-uri"),
             body=signed.envelope)
-        requests.append((str(request.url), Headers(headers=dict(request.headers)),
-                         signed.envelope))
+        out.append(_Request(str(request.url), Headers(headers=dict(request.headers)),
+                            signed.envelope))
+    return out
+
+
+@contextmanager
+def _cpu(into: list[float], profiler: cProfile.Profile | None) -> Iterator[None]:
+    if profiler is not None:
+        profiler.enable()
+    start = time.process_time()
+    yield
+    into.append(time.process_time() - start)
+    if profiler is not None:
+        profiler.disable()
+
+
+def run(engine_name: str, url: str, directory: Path, statements: int,
+        profile: Path | None = None) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    env = make_log_env(directory, url, FixedClock(datetime.now(UTC).replace(microsecond=0)))
+    world = make_world(env)
+    client = TestClient(create_app(env.ctx, run_jobs=False), base_url="http://testserver")
+    scope = declare_scope(client, world)
+    agent = enroll(client, world, scope_ids=[int(str(scope["id"]))])
     ctx = env.ctx
+    writer = StatementWriter(ctx.db)
+    total = WARM_UP + 2 * statements
+    requests = _requests(client, agent, scope, total, 0, None)
+    profiler = cProfile.Profile() if profile is not None else None
 
-    def one(url_: str, headers: Headers, body: bytes) -> None:
-        who = authenticate(ctx, method="POST", url=url_, headers=headers, body=body,
-                           allow_revoked=True, now=datetime.now(UTC), remember=False)
-        with ctx.db.write() as session:
-            remember_nonce(session, who.id, who.nonce, datetime.now(UTC))
-            out = ingest.ingest(session, agent=who, envelope=body, now=ctx.clock.now())
-        if out.status != 201:
-            raise SystemExit(f"statement refused: {out.body}")
+    def check(r: _Request) -> _Checked:
+        params = signature_params(r.headers, datetime.now(UTC))
+        key = writer.cached_key(params.keyid) or writer.load_key(params.keyid)
+        verify_signature(key, method="POST", url=r.url, headers=r.headers, body=r.body)
+        return _Checked(key, params.nonce, ingest.prepare(key.public_key, r.body))
 
-    for request in requests[:WARM_UP]:
-        one(*request)
-    cpu = time.process_time()
-    for request in requests[WARM_UP:]:
-        one(*request)
-    per_statement = (time.process_time() - cpu) / statements
+    def queue(c: _Checked) -> Callable[[], ingest.Outcome]:
+        return writer.submit(c.agent, nonce=c.nonce, prepared=c.prepared,
+                             now=ctx.clock.now(), transport_now=datetime.now(UTC)).result
 
-    cpu = time.process_time()
-    for _ in range(statements):
-        with ctx.db.write() as session:
-            session.execute(insert(RequestNonce).values(
-                agent_id=1, nonce=secrets.token_hex(16), created_at=datetime.now(UTC)))
-    per_transaction = (time.process_time() - cpu) / statements
-    print(f"{engine_name}: {statements} statements of 10 digests, one thread")
-    print(f"  authenticate + ingest: {per_statement * 1000:.2f} ms CPU per statement "
-          f"(at most {1 / per_statement:.0f}/s on one core)")
-    print(f"  bare write transaction (baseline): {per_transaction * 1000:.2f} ms CPU; "
-          f"ratio {per_statement / per_transaction:.1f}")
+    def stored(outcome: ingest.Outcome) -> None:
+        if outcome.status != 201:
+            raise SystemExit(f"statement refused: {outcome.body}")
+
+    for r in requests[:WARM_UP]:
+        stored(queue(check(r))())
+    one_by_one = requests[WARM_UP:WARM_UP + statements]
+    batched = requests[WARM_UP + statements:]
+    request_side: list[float] = []
+    with _cpu(request_side, profiler):
+        checked = [check(r) for r in one_by_one]
+    single: list[float] = []
+    with _cpu(single, profiler):
+        for c in checked:
+            stored(queue(c)())
+    checked = [check(r) for r in batched]
+    grouped: list[float] = []
+    with _cpu(grouped, profiler):
+        for wait in [queue(c) for c in checked]:
+            stored(wait())
+    writer.close()
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile.with_suffix(f".{engine_name}{profile.suffix}"))
+
+    baseline: list[float] = []
+    with _cpu(baseline, None):
+        for _ in range(statements):
+            with ctx.db.write() as session:
+                session.execute(insert(RequestNonce).values(
+                    agent_id=1, nonce=secrets.token_hex(16), created_at=datetime.now(UTC)))
+    ms = [x / statements * 1000 for x in (request_side[0], single[0], grouped[0], baseline[0])]
+    print(f"{engine_name}: {statements} statements of 10 digests each way")
+    print(f"  request side (RFC 9421 check, envelope opened): {ms[0]:.2f} ms CPU per statement")
+    print(f"  writer, one statement per transaction: {ms[1]:.2f} ms CPU; in all "
+          f"{ms[0] + ms[1]:.2f} ms (at most {1000 / (ms[0] + ms[1]):.0f}/s on one core)")
+    print(f"  writer, group commit: {ms[2]:.2f} ms CPU; in all {ms[0] + ms[2]:.2f} ms "
+          f"(at most {1000 / (ms[0] + ms[2]):.0f}/s on one core)")
+    print(f"  bare write transaction (baseline): {ms[3]:.2f} ms CPU; ratio "
+          f"{(ms[0] + ms[1]) / ms[3]:.1f} one by one, {(ms[0] + ms[2]) / ms[3]:.1f} grouped")
     client.close()
     env.db.dispose()
 
@@ -100,8 +171,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--statements", type=int, default=1000)
     parser.add_argument("--engine", choices=ENGINES, default="both")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write cProfile statistics of the measured statements to this "
+                        "file (the engine's name inserted before its suffix); the CPU "
+                        "figures then include the profiler's own cost")
     args = parser.parse_args()
-    run_engines(args.engine, lambda engine, url, d: run(engine, url, d, args.statements))
+    run_engines(args.engine,
+                lambda engine, url, d: run(engine, url, d, args.statements, args.profile))
 
 
 if __name__ == "__main__":
