@@ -123,8 +123,8 @@ class GroupCommit:
                             results.append((job, job.work(session), None))
                     except Exception as exc:  # handed to the job's caller
                         results.append((job, None, exc))
-        except Exception as exc:  # the batch failed: every job is told
-            log.warning("a batch of %d writes failed: %s", len(batch), exc)
+        except BaseException as exc:  # the batch failed, rolled back: every job is told
+            log.warning("a batch of %d writes failed: %r", len(batch), exc)
             for job in batch:
                 job.future.set_exception(exc)
             return

@@ -1,0 +1,164 @@
+"""Group commit (deletion_audit/group_commit.py): the jobs waiting share one transaction,
+each in its own savepoint; every job is answered after the commit; a failed batch writes
+none of its jobs. On both engines, with real rows."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from deletion_audit.db import Database
+from deletion_audit.group_commit import GroupCommit
+from deletion_audit.models import LogLeaf
+
+NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+class Abort(BaseException):
+    """Stands for what no job catches (the process being stopped mid-batch)."""
+
+
+def _leaf(session: Session) -> bytes:
+    """Write one row; its key."""
+    key = secrets.token_bytes(32)
+    session.execute(insert(LogLeaf), {"leaf_hash": key, "data": b"x", "created_at": NOW})
+    return key
+
+
+def _stored(db: Database, keys: list[bytes]) -> int:
+    with db.read() as s:
+        return s.execute(select(func.count()).select_from(LogLeaf)
+                         .where(LogLeaf.leaf_hash.in_(keys))).scalar_one()
+
+
+def _blocked_first(writer: GroupCommit, release: threading.Event,
+                   jobs: list[Callable[[Session], bytes]]) -> list[Future[bytes]]:
+    """Submit a first job that waits for ``release``, then ``jobs``: those queue meanwhile
+    and make the next batch, in one transaction."""
+    started = threading.Event()
+
+    def first(session: Session) -> bytes:
+        started.set()
+        release.wait(timeout=30)
+        return _leaf(session)
+
+    futures = [writer.submit(first)]
+    started.wait(timeout=30)
+    futures += [writer.submit(job) for job in jobs]
+    release.set()
+    return futures
+
+
+class TestGroupCommit:
+    def test_the_jobs_waiting_share_one_transaction_and_are_answered_after_its_commit(
+        self, db: Database
+    ) -> None:
+        writer = GroupCommit(db)
+        batches: set[uuid.UUID] = set()
+        visible_before_commit: list[int] = []
+        answered_before_commit: list[bool] = []
+        futures: list[Future[bytes]] = []
+
+        def job(session: Session) -> bytes:
+            key = _leaf(session)
+            visible_before_commit.append(_stored(db, [key]))  # read on another connection
+            answered_before_commit.append(any(f.done() for f in futures[1:]))
+            batches.add(session.info.setdefault("batch", uuid.uuid4()))
+            return key
+
+        futures += _blocked_first(writer, threading.Event(), [job, job, job])
+        keys = [f.result(timeout=30) for f in futures]
+        assert len(batches) == 1
+        assert visible_before_commit == [0, 0, 0]
+        assert answered_before_commit == [False, False, False]
+        assert _stored(db, keys) == 4
+
+    def test_a_job_that_raises_is_rolled_back_alone(self, db: Database) -> None:
+        writer = GroupCommit(db)
+        written: list[bytes] = []
+
+        def failing(session: Session) -> bytes:
+            written.append(_leaf(session))
+            raise ValueError("refused")
+
+        futures = _blocked_first(writer, threading.Event(), [_leaf, failing, _leaf])
+        with pytest.raises(ValueError, match="refused"):
+            futures[2].result(timeout=30)
+        kept = [futures[i].result(timeout=30) for i in (0, 1, 3)]
+        assert _stored(db, kept) == 3
+        assert _stored(db, written) == 0
+
+    def test_a_batch_stopped_midway_writes_none_of_its_jobs(self, db: Database) -> None:
+        writer = GroupCommit(db)
+        written: list[bytes] = []
+
+        def writes(session: Session) -> bytes:
+            key = _leaf(session)
+            written.append(key)
+            return key
+
+        def stopped(_session: Session) -> bytes:
+            raise Abort
+
+        futures = _blocked_first(writer, threading.Event(), [writes, stopped, writes])
+        futures[0].result(timeout=30)  # the first batch, alone, committed
+        for future in futures[1:]:
+            with pytest.raises(Abort):
+                future.result(timeout=30)
+        assert len(written) == 1  # the job before the stop had written its row ...
+        assert _stored(db, written) == 0  # ... and it was rolled back with the batch
+        assert _stored(db, [writer.submit(_leaf).result(timeout=30)]) == 1  # still writing
+
+    def test_a_failing_prologue_fails_the_batch(self, db: Database) -> None:
+        def prologue(_session: Session) -> None:
+            raise RuntimeError("the database is read-only")
+
+        writer = GroupCommit(db, prologue=prologue)
+        with pytest.raises(RuntimeError, match="read-only"):
+            writer.submit(_leaf).result(timeout=30)
+
+    def test_a_job_given_up_while_it_waited_is_not_run(self, db: Database) -> None:
+        writer = GroupCommit(db)
+        ran: list[bytes] = []
+
+        def job(session: Session) -> bytes:
+            ran.append(_leaf(session))
+            return ran[-1]
+
+        release = threading.Event()
+        started = threading.Event()
+
+        def first(session: Session) -> bytes:
+            started.set()
+            release.wait(timeout=30)
+            return _leaf(session)
+
+        blocking = writer.submit(first)
+        started.wait(timeout=30)
+        waiting = writer.submit(job)
+        assert waiting.cancel()
+        release.set()
+        blocking.result(timeout=30)
+        assert writer.submit(job).result(timeout=30) == ran[0]
+        assert len(ran) == 1
+
+    def test_a_closed_writer_takes_no_more_jobs(self, db: Database) -> None:
+        writer = GroupCommit(db)
+        writer.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            writer.submit(_leaf)
