@@ -75,6 +75,8 @@ class MonthAfter:
         their daemons would have all along — before the scheduler's first tick, and nobody
         is judged silent for time that did not pass."""
         story = self.story
+        if self.scheduler is not None:
+            self.scheduler.proc.terminate()  # stops beside the server; waited for below
         story.stop_server()
         if self.scheduler is not None:
             self.scheduler.stop()

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deletion_audit.demo import company, summary
 from deletion_audit.demo.api import Api, Person
@@ -35,6 +36,8 @@ from deletion_audit.demo.processes import (
     wait_for,
 )
 from deletion_audit.demo.say import Narrator
+
+T = TypeVar("T")
 
 CASE_NUMBER = "(2024)沪03民特25号"
 LOCATION = "SH-QP/NVR1"
@@ -127,7 +130,7 @@ class Story:
             self.final_verdict()
             MonthAfter(self).run()
             self.bundles()
-            self.write_summary()
+            summary.write(self)
         return self.result
 
     # -- the setting ------------------------------------------------------------------------
@@ -451,8 +454,7 @@ class Story:
         self.say.step("代理程序扫描公司的系统", "The company's agents scan its systems")
         found: dict[str, int] = {}
         scans: list[dict[str, Any]] = []
-        for config in self.agents:
-            done = self.commands.agent_json(config, "scan")
+        for done in self.each_agent(lambda config: self.commands.agent_json(config, "scan")):
             if done.get("failed"):
                 raise DemoError(f"the scan failed for scope(s): {done['failed']}")
             scans += done["scans"]
@@ -475,7 +477,7 @@ class Story:
                       f"Waiting for the server's verdict ({when_en})")
         verdict: dict[str, Any] = {}
         # Versions only grow: the verdict covering the last receipt covers the earlier ones.
-        for receipt in receipts or [self._receipt(config) for config in self.agents]:
+        for receipt in receipts or self.each_agent(self._receipt):
             verdict = self.api.verdict_covering(self.people["prosecutor"],
                                                 self.result.case_id, receipt)
         self.show_verdict(verdict)
@@ -526,12 +528,16 @@ class Story:
                                expect=201, json={"ttl_hours": 1})["challenges"]
         self.answer(len(issued))
 
-    def run_agents(self) -> list[dict[str, Any]]:
-        """Each host's agent runs one cycle at once (``run --once``: a heartbeat, its open
-        challenges answered, its outbox sent); their log events."""
+    def each_agent(self, work: Callable[[Path], T]) -> list[T]:
+        """``work`` for each host's agent, side by side (they are separate machines); the
+        results in the order of :attr:`agents`."""
         with ThreadPoolExecutor(max_workers=len(self.agents)) as pool:
-            runs = list(pool.map(lambda config: self.commands.agent(config, "run", "--once"),
-                                 self.agents))
+            return list(pool.map(work, self.agents))
+
+    def run_agents(self) -> list[dict[str, Any]]:
+        """Each host's agent runs one cycle (``run --once``: a heartbeat, its open challenges
+        answered, its outbox sent); their log events."""
+        runs = self.each_agent(lambda config: self.commands.agent(config, "run", "--once"))
         return [json.loads(line) for run in runs for line in run.stderr.splitlines()
                 if line.startswith("{")]
 
@@ -575,7 +581,7 @@ class Story:
         for tier in ("court", "public"):
             path = self.layout.bundles / f"case-{case}-{tier}.zip"
             commands.cli("export", case, "--tier", tier, "-o", str(path), "--data-dir",
-                              str(self.layout.data))
+                         str(self.layout.data))
             paths[tier] = path
             self.result.written[f"{tier} bundle"] = path
             self.say.detail(f"{path.name}（{path.stat().st_size:,} 字节）",
@@ -583,14 +589,13 @@ class Story:
         self.say.step("离线核验两个证据包（只需日志验证密钥，无需服务器）",
                       "Verifying both bundles offline (the log's verifier key is the only "
                       "anchor; no server)")
-        for tier, path in paths.items():
-            checked = self.commands.cli("verify", str(path), "--log-key", self.vkey, "--lang",
-                                        "zh", check=False)
+        with ThreadPoolExecutor(max_workers=len(paths)) as pool:  # offline: side by side
+            checks = list(pool.map(lambda path: self.commands.cli(
+                "verify", str(path), "--log-key", self.vkey, "--lang", "zh", check=False),
+                paths.values()))
+        for tier, checked in zip(paths, checks, strict=True):
             last = (checked.stdout.strip().splitlines() or ["(no output)"])[-1]
             if checked.returncode != 0:
                 raise DemoError(f"`deletion-audit verify` of the {tier} bundle exited "
                                 f"{checked.returncode}: {(checked.stderr or last).strip()}")
             self.say.detail(f"{tier}: {last}")
-
-    def write_summary(self) -> None:
-        summary.write(self)
