@@ -23,10 +23,11 @@ from deletion_audit.demo.processes import DemoError, Process, start_scheduler, w
 if TYPE_CHECKING:
     from deletion_audit.demo.story import Story
 
-FIRST_JUMP = "P31D"
 FIRST_JUMP_DAYS = 31
-SECOND_JUMP = "P35D"
+FIRST_JUMP = f"P{FIRST_JUMP_DAYS}D"
 SECOND_JUMP_DAYS = 35
+"""The review opens at about +31 days with a 72-hour window: +35 days is past its end."""
+SECOND_JUMP = f"P{SECOND_JUMP_DAYS}D"
 REVIEW_DAYS = 30
 REVIEW_SECONDS = 60.0
 """How long to wait for ``tick(now)`` to open or close the review (it runs every second)."""
@@ -69,6 +70,13 @@ class MonthAfter:
                 return None  # the earliest announced review is not open yet
         return None
 
+    def _anchored_plan(self) -> dict[str, Any] | None:
+        """The case's review plan once tick(now) anchored it at the first verified verdict
+        (within a second of it)."""
+        plan: dict[str, Any] = self.story.api.call(self.story.people["prosecutor"], "GET",
+                                                   self.story._case("/reviews/plan"))
+        return plan if plan.get("anchored_at") else None
+
     def _restart(self, offset: str, name: str) -> str:
         """Stop the server (and the scheduler) and start them again with the domain clock
         ``offset`` ahead: the server first without its jobs, so the agents heartbeat — as
@@ -94,16 +102,8 @@ class MonthAfter:
         self.say.step(f"一个月后：服务以领域时钟 +{FIRST_JUMP_DAYS} 天重新启动",
                       f"The month after: the server restarts with its domain clock "
                       f"{FIRST_JUMP_DAYS} days ahead")
-        plan = self.story.api.call(self.story.people["prosecutor"], "GET",
-                                   self.story._case("/reviews/plan"))
-        if not plan.get("anchored_at"):
-            # tick(now) anchors the plan at the first verified verdict within a second.
-            wait_for(lambda: self.story.api.call(
-                self.story.people["prosecutor"], "GET",
-                self.story._case("/reviews/plan")).get("anchored_at"),
-                timeout=REVIEW_SECONDS, what="the review plan to be anchored")
-            plan = self.story.api.call(self.story.people["prosecutor"], "GET",
-                                       self.story._case("/reviews/plan"))
+        plan: dict[str, Any] = wait_for(self._anchored_plan, timeout=REVIEW_SECONDS,
+                                        what="the review plan to be anchored")
         days = [str(d) for d in plan["offsets_days"]]
         self.say.detail(f"回头看计划：首次“已证实删除”裁决（北京时间 "
                         f"{self._beijing(plan['anchored_at'])}）后第 {'、'.join(days)} 天预告"
