@@ -23,7 +23,9 @@ digests, pseudonyms, salts or locations, inventoried table by table:
 
 What stays is what the log's commitments and the last signed verdict need: leaves, public
 events, statement ids and envelope digests, the manifest's root and counts, verdicts,
-judgments and reviews (their findings name scopes and counts only). The log still
+judgments and reviews (their findings name scopes and counts only; an unannounced one's
+salt opens a commitment to an instant, published when it opened, not to anything
+personal), and a session's co-signed record with its place (the witnesses signed it). The log still
 verifies; the verdict is the last signed one, and nothing recomputes it. The purge is
 logged as a ``case`` event and guarded by one row per case. Files are deleted within the
 transaction, before it commits: if the commit fails, the next tick purges the rows of
