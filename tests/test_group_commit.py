@@ -157,6 +157,26 @@ class TestGroupCommit:
         assert writer.submit(job).result(timeout=30) == ran[0]
         assert len(ran) == 1
 
+    def test_the_epilogue_sees_what_the_batchs_jobs_returned_in_their_transaction(
+        self, db: Database
+    ) -> None:
+        seen: list[tuple[list[bytes], int]] = []
+
+        def epilogue(session: Session, keys: list[bytes]) -> None:
+            seen.append((keys, session.execute(select(func.count()).select_from(LogLeaf)
+                                               .where(LogLeaf.leaf_hash.in_(keys)))
+                         .scalar_one()))
+
+        writer = GroupCommit(db, epilogue=epilogue)
+
+        def failing(session: Session) -> bytes:
+            _leaf(session)
+            raise ValueError("refused")
+
+        futures = _blocked_first(writer, threading.Event(), [_leaf, failing, _leaf])
+        kept = [futures[i].result(timeout=30) for i in (0, 1, 3)]
+        assert seen == [([kept[0]], 1), ([kept[1], kept[2]], 2)]
+
     def test_a_closed_writer_takes_no_more_jobs(self, db: Database) -> None:
         writer = GroupCommit(db)
         writer.close()

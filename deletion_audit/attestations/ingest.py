@@ -95,6 +95,9 @@ class Outcome:
     body: dict[str, Any]
     refused: str | None = None
     """The refusal's code when this call refused the statement (not when repeating one)."""
+    stored: tuple[int, datetime] | None = None
+    """The case and time of the statement this call stored (not when repeating its
+    receipt): what ``ingest_prepared(mark=False)``'s caller marks for a new verdict."""
 
 
 class _Refuse(Exception):
@@ -300,9 +303,12 @@ def ingest(session: Session, *, agent: AgentFacts, envelope: bytes, now: datetim
 
 
 def ingest_prepared(
-    session: Session, *, agent: AgentFacts, prepared: Prepared, now: datetime
+    session: Session, *, agent: AgentFacts, prepared: Prepared, now: datetime,
+    mark: bool = True,
 ) -> Outcome:
-    """Steps 2-6 in the caller's transaction (step 1's outcome is in ``prepared``)."""
+    """Steps 2-6 in the caller's transaction (step 1's outcome is in ``prepared``).
+    ``mark=False`` leaves marking the case of a stored statement for a new verdict to the
+    caller (``Outcome.stored``), which marks each case once per transaction."""
     if prepared.error is not None:
         raise prepared.error
     parsed = prepared.parsed
@@ -319,7 +325,8 @@ def ingest_prepared(
         scope, challenge = _check_content(session, agent, known, parsed.predicate, now)
     except _Refuse as refusal:
         return _refuse(session, agent, parsed, prepared, refusal, now)
-    return _store(session, agent, parsed, parsed.predicate, scope, challenge, prepared, now)
+    return _store(session, agent, parsed, parsed.predicate, scope, challenge, prepared, now,
+                  mark=mark)
 
 
 def _check_fork(known: _Known, parsed: _Parsed) -> None:
@@ -446,7 +453,8 @@ def _refuse(
 
 def _store(
     session: Session, agent: AgentFacts, parsed: _Parsed, predicate: AgentPredicate,
-    scope: _BoundScope, challenge: Challenge | None, prepared: Prepared, now: datetime,
+    scope: _BoundScope, challenge: Challenge | None, prepared: Prepared, now: datetime, *,
+    mark: bool,
 ) -> Outcome:
     assert parsed.statement is not None  # noqa: S101 - a predicate implies its statement
     scan = predicate if isinstance(predicate, ScanPredicate) else None
@@ -477,7 +485,7 @@ def _store(
     row = Attestation(id=attestation_id, **fields)
     try:
         record_statement(session, attestation=row, predicate=predicate,
-                         challenge_id=challenge.id if challenge else None, now=now)
+                         challenge_id=challenge.id if challenge else None, now=now, mark=mark)
     except IntegrityError:
         # Two parts of one scan opened its record at once; the retry finds it.
         raise ConcurrentSubmission("another part of this scan is being stored by a "
@@ -493,7 +501,7 @@ def _store(
         # Items found after a custodian's destruction statement breach its custody.
         custody.check_destruction(session, case_id=agent.case_id, statement_id=parsed.sid,
                                   now=now, agent_id=agent.id, scan_id=scan.scan_id)
-    return Outcome(201, receipt(row))
+    return Outcome(201, receipt(row), stored=(agent.case_id, now))
 
 
 class ConcurrentSubmission(AuditError):

@@ -6,7 +6,9 @@ Per statement, the writer reads the agent's status as it is now (a revocation co
 before the batch began is judged at once), records the request's nonce, and ingests the
 statement (ingest.py) — all in the batch's transaction, so a statement is stored with its
 nonce, its log leaf and its item rows, or none of them; its answer is given after the
-commit. The nonce table is pruned once per batch.
+commit. Once per batch, the nonce table is pruned and each case that got a statement is
+marked for a new verdict (one mark, not one per statement: the verdict job recomputes a
+marked case once, however many marks it has).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from deletion_audit.attestations import ingest
 from deletion_audit.db import Database
 from deletion_audit.group_commit import GroupCommit
 from deletion_audit.hosts.signatures import AgentKey, load_agent_key, prune_nonces, signed_by
+from deletion_audit.verdicts.recording import mark_changed
 
 # Bounds the cache of agents' keys (a case has hundreds of agents, an installation a few
 # thousand); past it the cache starts again.
@@ -36,7 +39,7 @@ class StatementWriter:
         self._keys: dict[str, AgentKey] = {}
         self._lock = threading.Lock()
         writers = POSTGRES_WRITERS if db.dialect == "postgresql" else 1
-        self._commit = GroupCommit(db, writers=writers, prologue=_prune)
+        self._commit = GroupCommit(db, writers=writers, prologue=_prune, epilogue=_mark)
 
     def cached_key(self, public_id: str) -> AgentKey | None:
         return self._keys.get(public_id)
@@ -60,7 +63,8 @@ class StatementWriter:
 
         def work(session: Session) -> ingest.Outcome:
             who = signed_by(session, agent, nonce, transport_now)
-            return ingest.ingest_prepared(session, agent=who, prepared=prepared, now=now)
+            return ingest.ingest_prepared(session, agent=who, prepared=prepared, now=now,
+                                          mark=False)
 
         return self._commit.submit(work)
 
@@ -70,3 +74,14 @@ class StatementWriter:
 
 def _prune(session: Session) -> None:
     prune_nonces(session, datetime.now(UTC))
+
+
+def _mark(session: Session, outcomes: list[ingest.Outcome]) -> None:
+    """One mark per case that got a statement in this transaction, at the latest arrival."""
+    latest: dict[int, datetime] = {}
+    for outcome in outcomes:
+        if outcome.stored is not None:
+            case_id, at = outcome.stored
+            latest[case_id] = max(at, latest.get(case_id, at))
+    for case_id, at in sorted(latest.items()):
+        mark_changed(session, case_id=case_id, now=at)

@@ -135,8 +135,10 @@ def mark_changed(session: Session, *, case_id: int, now: datetime) -> None:
 def record_statement(
     session: Session, *, attestation: Attestation,
     predicate: ScanPredicate | DeletionPredicate, challenge_id: int | None, now: datetime,
+    mark: bool = True,
 ) -> None:
-    """Record an accepted agent statement's items and mark its case for a new verdict."""
+    """Record an accepted agent statement's items and mark its case for a new verdict
+    (``mark=False``: the caller marks it, once for the statements of its transaction)."""
     if isinstance(predicate, ScanPredicate):
         record_scan(session, attestation=attestation, predicate=predicate,
                     challenge_id=challenge_id, now=now)
@@ -145,7 +147,8 @@ def record_statement(
             custody.settle(session, case_id=attestation.case_id, now=now)
     else:
         record_deletion(session, attestation=attestation, predicate=predicate)
-    mark_changed(session, case_id=attestation.case_id, now=now)
+    if mark:
+        mark_changed(session, case_id=attestation.case_id, now=now)
 
 
 def person_statement_effect(

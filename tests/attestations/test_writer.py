@@ -15,7 +15,13 @@ from sqlalchemy import func, select
 
 from deletion_audit.attestations import ingest
 from deletion_audit.attestations.writer import StatementWriter
-from deletion_audit.models import Attestation, DeletedItem, Refusal, RequestNonce
+from deletion_audit.models import (
+    Attestation,
+    DeletedItem,
+    Refusal,
+    RequestNonce,
+    VerdictMark,
+)
 from tests.conftest import T0
 from tests.support.agents import AgentClient, declare_scope, enroll
 from tests.support.log import LogEnv
@@ -75,6 +81,8 @@ class TestQueuedAtOnce:
         assert _count(env, DeletedItem) == 36
         assert _count(env, RequestNonce) == 12
         assert _count(env, Refusal) == 0
+        # One mark for a new verdict per transaction that stored statements of the case.
+        assert 1 <= _count(env, VerdictMark) <= 12
 
 
 class TestRequestChecksFirst:
