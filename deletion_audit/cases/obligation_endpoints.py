@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from deletion_audit.cases import documents, obligations
 from deletion_audit.cases.access import authorize
@@ -19,6 +20,7 @@ from deletion_audit.cases.schemas import (
     ObligationCreate,
     ObligationRead,
     ObligationStateChange,
+    PendingRead,
     WaiverCreate,
 )
 from deletion_audit.deps import Context, DbRead, DbWrite
@@ -26,6 +28,8 @@ from deletion_audit.errors import Unprocessable
 from deletion_audit.identity.deps import CurrentUser, bearer
 from deletion_audit.models import Document, Obligation, ObligationKind, ObligationState
 from deletion_audit.pagination import Page, PageParams, paginate
+from deletion_audit.verdicts import custody as custody_status
+from deletion_audit.verdicts.reasons import REASONS
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}/obligations", tags=["obligations"])
 
@@ -39,7 +43,17 @@ def _rule(body: DeadlineCreate) -> DeadlineRule:
         raise Unprocessable(f"deadline: {exc}") from None
 
 
-def obligation_read(row: Obligation, leaf_hash: bytes | None = None) -> ObligationRead:
+def _pending(session: Session, row: Obligation) -> PendingRead | None:
+    waiting = custody_status.pending(session, row)
+    if waiting is None:
+        return None
+    _, zh, en = REASONS[waiting.code]
+    return PendingRead(code=waiting.code, zh=zh, en=en, scope_ids=list(waiting.scope_ids))
+
+
+def obligation_read(row: Obligation, leaf_hash: bytes | None = None,
+                    session: Session | None = None) -> ObligationRead:
+    """``session`` given: with what the obligation still lacks, if anything."""
     deadline: dict[str, Any] | None = row.deadline
     return ObligationRead(
         id=row.id, kind=ObligationKind(row.kind), title=row.title, details=row.details,
@@ -49,6 +63,7 @@ def obligation_read(row: Obligation, leaf_hash: bytes | None = None) -> Obligati
         waiver_reason=row.waiver_reason, waived_at=row.waived_at,
         state_changed_at=row.state_changed_at, created_at=row.created_at,
         leaf_hash=leaf_hash.hex() if leaf_hash else None,
+        pending=_pending(session, row) if session is not None else None,
     )
 
 
@@ -83,7 +98,7 @@ def list_obligations(
     authorize(session, user_id=caller.user_id, case_id=case_id, action=Action.READ_CASE)
     rows, cursor = paginate(session, obligations.obligations_query(case_id),
                             key=Obligation.id, page=page, list_name="obligations")
-    return Page(items=[obligation_read(r) for r in rows], next_cursor=cursor)
+    return Page(items=[obligation_read(r, session=session) for r in rows], next_cursor=cursor)
 
 
 @router.get("/{obligation_id}", response_model=ObligationRead, **bearer(404))
@@ -92,7 +107,8 @@ def get_obligation(
 ) -> ObligationRead:
     authorize(session, user_id=caller.user_id, case_id=case_id, action=Action.READ_CASE)
     return obligation_read(obligations.get_obligation(session, case_id=case_id,
-                                                      obligation_id=obligation_id))
+                                                      obligation_id=obligation_id),
+                           session=session)
 
 
 @router.post("/{obligation_id}/waive", response_model=ObligationRead, **bearer(404, 409))

@@ -139,6 +139,15 @@ class ObligationRead(BaseModel):
     state_changed_at: datetime
     created_at: datetime
     leaf_hash: str | None = LEAF_HASH
+    pending: PendingRead | None = None
+    """What a custody-until obligation in force still lacks to be discharged."""
+
+
+class PendingRead(BaseModel):
+    code: str
+    zh: str
+    en: str
+    scope_ids: list[int] = []
 
 
 class WaiverCreate(BaseModel):

@@ -159,6 +159,14 @@ def _obligation_verdict(case: Case, oid: int) -> dict[str, Any]:
     return entry
 
 
+def _obligation_read(case: Case, oid: int) -> dict[str, Any]:
+    r = case.client.get(f"{case.world.url}/obligations/{oid}",
+                        headers=case.world.prosecutor.headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
 def _state(case: Case, oid: int) -> str:
     with case.env.db.read() as session:
         return session.get_one(Obligation, oid).state
@@ -183,9 +191,13 @@ class TestCustodyEndsWithItemsAbsentEverywhere:
         assert (pending["code"], pending["scope_ids"]) == (
             "custody_absence_not_shown", [case.scope["id"]])
         assert case.verdict()["outcome"] == "verified"  # in force does not block
+        shown = _obligation_read(case, oid)["pending"]
+        assert (shown["code"], shown["scope_ids"], bool(shown["zh"])) == (
+            "custody_absence_not_shown", [case.scope["id"]], True)
         case.scan(minutes=4)
         assert _state(case, oid) == "discharged"
         assert "pending" not in _obligation_verdict(case, oid)
+        assert _obligation_read(case, oid)["pending"] is None
 
     @pytest.mark.parametrize("order", ["statement_first", "scans_first"])
     @pytest.mark.parametrize("action", ["destroyed", "sanitised"])
@@ -221,6 +233,7 @@ class TestCustodyEndsWithItemsAbsentEverywhere:
     def test_expired_without_the_statement_the_verdict_names_it(self, case: Case) -> None:
         _clean(case)
         oid = custody_obligation(case.client, case.world)
+        assert _obligation_read(case, oid)["pending"]["code"] == "custody_destruction_not_stated"
         (episode,) = _at(case, _expiry(case, oid) + timedelta(minutes=5))
         assert episode.startswith(f"overdue:obligation:{oid}:")
         reason = _reason(case, "custody_destruction_not_stated")
