@@ -117,7 +117,7 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
     def check(r: _Request) -> _Checked:
         params = signature_params(r.headers, datetime.now(UTC))
         key = writer.cached_key(params.keyid) or writer.load_key(params.keyid)
-        verify_signature(key, method="POST", url=r.url, headers=r.headers, body=r.body)
+        verify_signature(key, params, method="POST", url=r.url, headers=r.headers, body=r.body)
         return _Checked(key, params.nonce, ingest.prepare(key.public_key, r.body))
 
     def queue(c: _Checked) -> Callable[[], ingest.Outcome]:

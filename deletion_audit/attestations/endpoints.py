@@ -75,7 +75,7 @@ async def _from_agent(request: Request, ctx: AppContext, envelope: bytes) -> ing
     agent = writer.cached_key(params.keyid)
     if agent is None:
         agent = await run_in_threadpool(writer.load_key, params.keyid)
-    verify_signature(agent, method=request.method, url=str(request.url),
+    verify_signature(agent, params, method=request.method, url=str(request.url),
                      headers=request.headers, body=envelope)
     prepared = ingest.prepare(agent.public_key, envelope)
     future = writer.submit(agent, nonce=params.nonce, prepared=prepared,

@@ -6,7 +6,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from sqlalchemy import func, select
 
 from deletion_audit.core import keys
@@ -76,6 +78,22 @@ class TestSignedRequests:
                        body_after_signing=b'{"outbox": 9, "dead_letters": 0}')
         assert r.status_code == 400
         assert _code(r) == "bad_content_digest"
+
+    @pytest.mark.parametrize("path", [HEARTBEAT, "/api/v1/attestations"])
+    def test_a_signature_that_does_not_cover_the_body_is_refused(
+        self, client: TestClient, agent: AgentClient, path: str
+    ) -> None:
+        body = b'{"outbox": 0, "dead_letters": 0}'
+        request = client.build_request("POST", path, content=body,
+                                       headers={"Content-Type": "application/json"})
+        HTTPMessageSigner(signature_algorithm=algorithms.ED25519,
+                          key_resolver=MappingKeyResolver(
+                              public_keys={}, private_keys={agent.agent_id: agent.key})).sign(
+            request, key_id=agent.agent_id, label="da", created=datetime.now(UTC),
+            nonce=secrets.token_urlsafe(16), covered_component_ids=("@method", "@target-uri"))
+        r = client.send(request)
+        assert (r.status_code, _code(r)) == (401, "bad_signature")
+        assert "content-digest" in r.json()["message"]
 
     def test_a_revoked_agent_is_refused(
         self, client: TestClient, world: World, agent: AgentClient
