@@ -1,19 +1,20 @@
 """The write side of agents' statements in a server process: the agents' keys read so
 far, and a group-commit writer (deletion_audit/group_commit.py) that stores the statements
-waiting in one transaction, each in its own savepoint.
+waiting in one transaction, each isolated from the others.
 
 Per statement, the writer reads the agent's status as it is now (a revocation committed
 before the batch began is judged at once), records the request's nonce, and ingests the
 statement (ingest.py) — all in the batch's transaction, so a statement is stored with its
 nonce, its log leaf and its item rows, or none of them; its answer is given after the
-commit. Once per batch, the nonce table is pruned and each case that got a statement is
-marked for a new verdict (one mark, not one per statement: the verdict job recomputes a
-marked case once, however many marks it has).
+commit. Per batch, the nonce table is pruned (at most once a second), and each case that
+got a statement is marked once for a new verdict (the verdict job recomputes a marked case
+once, however many marks it has).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from datetime import UTC, datetime
 
@@ -31,6 +32,7 @@ MAX_KEYS = 10_000
 # PostgreSQL takes concurrent writers (row locks, no database-wide lock): a few writer
 # threads keep its round trips overlapping. SQLite has one write lock: one writer.
 POSTGRES_WRITERS = 4
+PRUNE_SECONDS = 1.0
 
 
 class StatementWriter:
@@ -39,7 +41,8 @@ class StatementWriter:
         self._keys: dict[str, AgentKey] = {}
         self._lock = threading.Lock()
         writers = POSTGRES_WRITERS if db.dialect == "postgresql" else 1
-        self._commit = GroupCommit(db, writers=writers, prologue=_prune, epilogue=_mark)
+        self._pruned_at = float("-inf")
+        self._commit = GroupCommit(db, writers=writers, prologue=self._prune, epilogue=_mark)
 
     def cached_key(self, public_id: str) -> AgentKey | None:
         return self._keys.get(public_id)
@@ -71,9 +74,12 @@ class StatementWriter:
     def close(self) -> None:
         self._commit.close()
 
-
-def _prune(session: Session) -> None:
-    prune_nonces(session, datetime.now(UTC))
+    def _prune(self, session: Session) -> None:
+        # At most once a second: a nonce kept a second longer is harmless (the window is
+        # ten minutes), and the DELETE cost as much as a statement's own inserts.
+        if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
+            prune_nonces(session, datetime.now(UTC))
+            self._pruned_at = time.monotonic()
 
 
 def _mark(session: Session, outcomes: list[ingest.Outcome]) -> None:
