@@ -13,7 +13,8 @@ writer thread's included) of each part:
   up to 32 per transaction).
 
 Baseline in the same run: the same number of bare write transactions of the same database
-(one nonce row each), through the same ``Database``.
+(one nonce row each), through the same ``Database``. Also printed: how long the verdict
+job's transaction for the case then takes (on SQLite the write lock is held meanwhile).
 
 Run from the repository root:
     .venv/bin/python -m benchmarks.ingest_path [--statements N] [--engine sqlite|postgresql|both]
@@ -42,10 +43,13 @@ from deletion_audit.app import create_app
 from deletion_audit.attestations import ingest
 from deletion_audit.attestations.writer import StatementWriter
 from deletion_audit.clock import FixedClock
+from deletion_audit.context import AppContext
 from deletion_audit.db import make_engine
 from deletion_audit.hosts.signatures import AgentKey, signature_params, verify_signature
 from deletion_audit.migrations import upgrade
 from deletion_audit.models import RequestNonce
+from deletion_audit.verdicts import service, summaries
+from deletion_audit.verdicts.tasks import integrate_all
 from tests.support.agents import AgentClient, declare_scope, enroll
 from tests.support.log import make_log_env
 from tests.support.world import make_world
@@ -145,6 +149,7 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
         for wait in [queue(c) for c in checked]:
             stored(wait())
     writer.close()
+    verdict = _verdict_seconds(ctx, world.case_id)
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile.with_suffix(f".{engine_name}{profile.suffix}"))
 
@@ -163,8 +168,24 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
           f"(at most {1000 / (ms[0] + ms[2]):.0f}/s on one core)")
     print(f"  bare write transaction (baseline): {ms[3]:.2f} ms CPU; ratio "
           f"{(ms[0] + ms[1]) / ms[3]:.1f} one by one, {(ms[0] + ms[2]) / ms[3]:.1f} grouped")
+    print(f"  the verdict job's transaction for this case afterwards ({total} statements, "
+          f"{total * 10} deleted items): {verdict * 1000:.0f} ms (on SQLite it holds the "
+          "write lock, and statements wait)")
     client.close()
     env.db.dispose()
+
+
+def _verdict_seconds(ctx: AppContext, case_id: int) -> float:
+    """Wall time of what the verdict job does for one marked case in its one transaction
+    (verdicts/tasks.py): integrate the pending leaves, issue summaries, compute and sign."""
+    start = time.perf_counter()
+    with ctx.db.write() as session:
+        integrate_all(session, keys=ctx.keys, clock=ctx.clock)
+        summaries.issue_missing(session, case_id=case_id, service_key=ctx.keys.service_key,
+                                now=ctx.clock.now())
+        service.recompute(session, case_id=case_id, mark_ids=[],
+                          service_key=ctx.keys.service_key, now=ctx.clock.now())
+    return time.perf_counter() - start
 
 
 def main() -> None:
