@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from deletion_audit.bundles import layout, sessions
 from deletion_audit.bundles.layout import BundleIndex, EventLine, Tier, decode_event_line
-from deletion_audit.bundles.manifest_check import ManifestJob as _ManifestJob
-from deletion_audit.bundles.reading import LazyEnvelopes, Members
+from deletion_audit.bundles.manifest_check import ManifestPass, Pass
+from deletion_audit.bundles.reading import BundleUnreadable, LazyEnvelopes, Members
 from deletion_audit.bundles.rederive import CaseEvent, rederive
 from deletion_audit.core import dsse, merkle
 from deletion_audit.core.b64 import b64decode
@@ -32,6 +32,12 @@ from deletion_audit.core.predicates import (
 )
 from deletion_audit.core.statements import parse_statement, statement_id
 from deletion_audit.core.tlog_proof import parse_tlog_proof
+from deletion_audit.verdicts.replay_store import (
+    ItemsLoaded,
+    LoadedManifest,
+    ManifestFileError,
+    create_items_database,
+)
 
 # Fields of the signed verdict left out of the comparison with the re-derived one. None: the
 # replay takes the version and the domain time from the logged verdict event, so even
@@ -61,6 +67,16 @@ def _case_of(body: Mapping[str, Any]) -> object:
     return value
 
 
+def _loaded(job: ManifestPass, path: Path) -> LoadedManifest:
+    """The items the manifest's pass loaded for the replay (waiting for it)."""
+    outcome = job.outcome()
+    if outcome.loaded is None:
+        raise ManifestFileError(f"{path}: {outcome.load_error or 'no items were loaded'}")
+    return LoadedManifest(header=dict(outcome.loaded["header"]),
+                          count=int(outcome.loaded["count"]),
+                          sha256=str(outcome.loaded["sha256"]))
+
+
 class NoConsistencyProof(Exception):
     """The bundle cannot be anchored to the kept checkpoint: it proves nothing wrong."""
 
@@ -81,7 +97,8 @@ class Checker:
         self.envelope_paths: dict[str, str] = {}
         self.manifest_path: Path | None = None
         self.service_key: Ed25519PublicKey | None = None
-        self._manifest_job: _ManifestJob | None = None
+        self._manifest_pass: ManifestPass | None = None
+        self.manifest_items: ItemsLoaded | None = None
 
     # -- the log ---------------------------------------------------------------------
 
@@ -343,23 +360,41 @@ class Checker:
             self.problem("manifest", f"the court bundle has no {layout.MANIFEST}")
             return
         path = workdir / "manifest.jsonl"
-        self.members.extract(layout.MANIFEST, path)
         self.manifest_path = path
         registered = logged[-1].body if logged else None
-        self._manifest_job = _ManifestJob(path, self.members.read(layout.MANIFEST_ENVELOPE),
-                                          raw_public(key.public), registered)
+        manifest_id = registered.get("manifest") if registered is not None else None
+        items = None
+        if isinstance(manifest_id, int) and not isinstance(manifest_id, bool):
+            # The replay's items, loaded on the same pass (it attaches this database).
+            items = workdir / "manifest-items.sqlite3"
+            create_items_database(items)
+        job = ManifestPass(Pass(
+            bundle=str(self.members.path), member=layout.MANIFEST, extract_to=str(path),
+            envelope=self.members.read(layout.MANIFEST_ENVELOPE),
+            examiner_key=raw_public(key.public),
+            registered=dict(registered) if registered is not None else None,
+            items=str(items) if items is not None else None,
+            manifest_id=manifest_id if items is not None else None,
+        ), size=self.members.size(layout.MANIFEST))
+        self._manifest_pass = job
+        if items is not None and isinstance(manifest_id, int):
+            self.manifest_items = ItemsLoaded(items, manifest_id, lambda: _loaded(job, path))
 
     def finish_manifest(self) -> None:
         """The manifest's digest, count, root, header and signature, against the examiner's
         statement and the case's registration (checked beside the replay)."""
-        if self._manifest_job is None:
+        if self._manifest_pass is None:
             return
-        job, self._manifest_job = self._manifest_job, None
-        problem, count = job.result()
-        if problem is not None:
-            self.problem("manifest", f"{layout.MANIFEST}: {problem}")
+        job, self._manifest_pass = self._manifest_pass, None
+        outcome = job.outcome()
+        if outcome.unreadable is not None:
+            raise BundleUnreadable(outcome.unreadable)
+        if outcome.digest is not None:
+            self.members.digests[layout.MANIFEST] = outcome.digest
+        if outcome.problem is not None:
+            self.problem("manifest", f"{layout.MANIFEST}: {outcome.problem}")
         else:
-            self.counts["items"] = count
+            self.counts["items"] = outcome.count
 
     def check_verdict(self) -> dict[str, Any] | None:
         logged = [e for e in self.events if e.type == "verdict" and e.body is not None]
@@ -525,7 +560,7 @@ class Checker:
                                                               self.envelope_paths),
                               manifest_path=self.manifest_path,
                               as_of_size=int(signed["asOfLogSize"]),
-                              workdir=workdir / "replay")
+                              workdir=workdir / "replay", items=self.manifest_items)
         except (CoreError, ValueError, KeyError, LookupError) as exc:
             self.problem("verdict_mismatch", f"the verdict cannot be re-derived from the "
                          f"bundle's contents: {exc}")

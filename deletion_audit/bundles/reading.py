@@ -24,6 +24,7 @@ class Members:
     """The members of a bundle, each hashed on first read (SHA-256 and size)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         try:
             self.zip = zipfile.ZipFile(path)
         except ZIP_ERRORS as exc:
@@ -39,6 +40,10 @@ class Members:
 
     def has(self, name: str) -> bool:
         return name in self.names
+
+    def size(self, name: str) -> int:
+        """The member's uncompressed size, as its zip entry states it."""
+        return self.zip.getinfo(name).file_size
 
     def _open(self, name: str) -> IO[bytes]:
         try:

@@ -75,9 +75,10 @@ def events_of_case(session: Session, case_id: int) -> list[CaseEvent]:
 
 def rederive(
     events: Sequence[CaseEvent], *, envelopes: Mapping[str, bytes], manifest_path: Path | None,
-    as_of_size: int, workdir: Path,
+    as_of_size: int, workdir: Path, items: object = None,
 ) -> dict[str, Any] | None:
-    """The verdict predicate re-derived from ``events``; None while no replay is installed."""
+    """The verdict predicate re-derived from ``events``; None while no replay is installed.
+    ``items``: the manifest's items, loaded by the caller (the replay's ``ItemsLoaded``)."""
     module = _replay()
     if module is None:
         return None
@@ -86,9 +87,10 @@ def rederive(
     wanted = getattr(module, "REPLAYED_TYPES", None)
     replay_events = [module.ReplayEvent(index=e.index, type=e.type, body=e.body)
                      for e in events if wanted is None or e.type in wanted]
+    extra = {"items": items} if items is not None else {}
     result: dict[str, Any] = module.replay_verdict(
         replay_events, envelopes=envelopes, manifest_path=manifest_path,
-        as_of_size=as_of_size, workdir=workdir)
+        as_of_size=as_of_size, workdir=workdir, **extra)
     return result
 
 

@@ -50,7 +50,12 @@ from deletion_audit.verdicts.replay_events import (
     events_of_case,
 )
 from deletion_audit.verdicts.replay_facts import Replayer
-from deletion_audit.verdicts.replay_store import ItemsLoad, create_deferred_indexes, replay_engine
+from deletion_audit.verdicts.replay_store import (
+    ItemsLoad,
+    ItemsLoaded,
+    create_deferred_indexes,
+    replay_engine,
+)
 from deletion_audit.verdicts.schemas import Report
 from deletion_audit.verdicts.service import verdict_predicate
 
@@ -118,7 +123,7 @@ def _verdict_at(
 def replay_case(
     events: Sequence[ReplayEvent], *, envelopes: Mapping[str, bytes],
     manifest_path: Path | None, as_of_size: int, workdir: Path, version: int | None = None,
-    as_of: datetime | None = None,
+    as_of: datetime | None = None, items: ItemsLoaded | None = None,
 ) -> Replayed:
     """Rebuild the case from ``events`` with index below ``as_of_size`` and compute its
     verdict; see :func:`replay_verdict`."""
@@ -126,9 +131,9 @@ def replay_case(
     case_id = _check_order(events)
     version, as_of = _verdict_at(events, as_of_size, version, as_of)
     directory = Path(tempfile.mkdtemp(prefix="verdict-replay-", dir=workdir))
-    engine = replay_engine(directory)
+    engine = replay_engine(directory, items.items if items is not None else None)
     registered = [ev.body for ev in counted if ev.type == "manifest"]
-    items = ItemsLoad(directory, manifest_path, *(
+    load = items if items is not None else ItemsLoad(directory, manifest_path, *(
         (registered[-1].get("manifest"), registered[-1].get("count") or 0) if registered
         else (None, 0)))
     try:
@@ -139,7 +144,7 @@ def replay_case(
                 replayer.apply(ev, envelopes)
             create_deferred_indexes(session)
             marks.append((time.perf_counter(), time.process_time()))
-            replayer.load_manifest(manifest_path, items)
+            replayer.load_manifest(manifest_path, load)
             marks.append((time.perf_counter(), time.process_time()))
             report = compute_report(session, case_id=case_id, now=as_of)
             marks.append((time.perf_counter(), time.process_time()))
@@ -151,7 +156,7 @@ def replay_case(
                                       now=as_of)
         return Replayed(report=report, predicate=predicate.to_predicate())
     finally:
-        items.cancel()
+        load.cancel()
         engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -159,7 +164,7 @@ def replay_case(
 def replay_verdict(
     events: Sequence[ReplayEvent], *, envelopes: Mapping[str, bytes],
     manifest_path: Path | None, as_of_size: int, workdir: Path, version: int | None = None,
-    as_of: datetime | None = None,
+    as_of: datetime | None = None, items: ItemsLoaded | None = None,
 ) -> dict[str, Any]:
     """The verdict predicate of the case as of log size ``as_of_size``, rebuilt from its
     events alone: exactly what the service signed for the same inputs.
@@ -169,9 +174,10 @@ def replay_verdict(
     active manifest's JSON Lines file. The verdict's version and domain time come from the
     verdict event logged with ``asOfLogSize == as_of_size`` (it lies beyond that size, so
     include it in ``events``), or from ``version`` and ``as_of`` — e.g. from the signed
-    predicate being checked. Raises :class:`ReplayError` naming the event that does not
-    fit.
+    predicate being checked. ``items``: the manifest's items already being loaded from
+    ``manifest_path`` by the caller (a bundle's verifier, while it checks the file), instead
+    of by the replay. Raises :class:`ReplayError` naming the event that does not fit.
     """
     return replay_case(events, envelopes=envelopes, manifest_path=manifest_path,
                        as_of_size=as_of_size, workdir=workdir, version=version,
-                       as_of=as_of).predicate
+                       as_of=as_of, items=items).predicate

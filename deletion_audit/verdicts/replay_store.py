@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 from binascii import unhexlify
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.orm import Session
 
-from deletion_audit.core.manifest import ManifestError, parse_header
+from deletion_audit.core.manifest import ManifestError, ManifestReader, parse_header
 from deletion_audit.core.manifest._format import BLOCK, ENTRY_LINE, MAX_LINE
 from deletion_audit.db import make_engine
 from deletion_audit.evidence import bulk
@@ -79,12 +80,20 @@ def _items_engine(path: Path) -> Engine:
     return engine
 
 
-def replay_engine(directory: Path) -> Engine:
-    """A fresh database in ``directory``, its items database attached."""
-    items = directory / "items.sqlite3"
-    items_engine = _items_engine(items)
+def create_items_database(path: Path) -> None:
+    """An empty items database at ``path``, for a replay to attach and a loader to fill."""
+    items_engine = _items_engine(path)
     _ITEMS.create(items_engine)
     items_engine.dispose()
+
+
+def replay_engine(directory: Path, items: Path | None = None) -> Engine:
+    """A fresh database in ``directory``, its items database attached: a fresh one in
+    ``directory`` too, or ``items`` (made by :func:`create_items_database`) when another
+    process loads it."""
+    if items is None:
+        items = directory / "items.sqlite3"
+        create_items_database(items)
     engine = make_engine(f"sqlite:///{directory / 'case.sqlite3'}")
 
     @event.listens_for(engine, "connect", insert=True)
@@ -169,6 +178,31 @@ def load_items(session: Session, *, path: Path, manifest_id: int) -> LoadedManif
                           sha256=hasher.hexdigest())
 
 
+def load_read_items(reader: ManifestReader, *, items: Path, manifest_id: int) -> None:
+    """Insert the entries ``reader`` yields as ``manifest_items`` rows of ``manifest_id`` in
+    the items database at ``items``: the caller reads and checks the manifest (root, count,
+    signature) on the same pass, and gets its summary from ``reader``."""
+    engine = _items_engine(items)
+    kinds = _KINDS
+    rows: list[bulk.ItemRow] = []
+    try:
+        with Session(engine) as session, session.begin():
+            for ordinal, (groups, _leaf) in enumerate(reader.raw_records()):
+                digest, kind, pdq, size, source, subject = groups
+                rows.append((
+                    manifest_id, ordinal, unhexlify(digest), kinds[kind], int(size),
+                    None if subject is None else unhexlify(subject),
+                    None if source is None else source.decode("ascii"),
+                    None if pdq is None else unhexlify(pdq),
+                ))
+                if len(rows) >= BATCH:
+                    bulk.insert_items(session, rows)
+                    rows = []
+            bulk.insert_items(session, rows)
+    finally:
+        engine.dispose()
+
+
 def _load_in_child(path: Path, items: Path, manifest_id: int) -> dict[str, Any]:
     """The child process's work: load the items database, say what was loaded."""
     engine = _items_engine(items)
@@ -224,6 +258,27 @@ class ItemsLoad:
             self._process.kill()
             self._process.communicate()
             self._process = None
+
+
+class ItemsLoaded(ItemsLoad):
+    """The manifest's items loaded by someone else into the database at ``items`` (made by
+    :func:`create_items_database`): a bundle's verifier does it while it checks the
+    manifest file, one pass for both. ``wait`` returns what was loaded once it is, or
+    raises ManifestFileError; the replay holds it against the logged manifest as always."""
+
+    def __init__(self, items: Path, manifest_id: int,
+                 wait: Callable[[], LoadedManifest]) -> None:
+        super().__init__(items.parent, None, None, 0)
+        self.items, self.loaded_id, self._wait = items, manifest_id, wait
+
+    def result(self, session: Session, path: Path, manifest_id: int) -> LoadedManifest:
+        if manifest_id != self.loaded_id:
+            raise ManifestFileError(f"{path}: the items of manifest {self.loaded_id} were "
+                                    f"loaded, but manifest {manifest_id} is the active one")
+        return self._wait()
+
+    def cancel(self) -> None:
+        """The loader belongs to the caller, which waits for it."""
 
 
 if __name__ == "__main__":

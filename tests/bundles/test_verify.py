@@ -346,6 +346,49 @@ class TestManifest:
         assert report.counts["items"] == 6
 
 
+    @pytest.mark.parametrize("in_a_worker", [False, True], ids=["inline", "worker"])
+    def test_the_replay_reads_the_items_of_the_manifests_own_pass(
+            self, bundles: Bundles, court: Path, monkeypatch: pytest.MonkeyPatch,
+            in_a_worker: bool) -> None:
+        """The file is read once: the pass that checks it loads the replay's items, and the
+        replay does not read the file again (regression: it parsed it a second time)."""
+        if in_a_worker:
+            monkeypatch.setattr(manifest_check, "PARALLEL_FROM_BYTES", 0)
+
+        def no_second_read(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("the replay read the manifest file itself")
+
+        monkeypatch.setattr("deletion_audit.verdicts.replay_store.load_items", no_second_read)
+        report = bundles.verify(court)
+        assert report.problems == []
+        assert report.rederive_ran
+        assert report.rederived == report.verdict
+        assert report.counts["items"] == 6
+
+    @pytest.mark.parametrize("in_a_worker", [False, True], ids=["inline", "worker"])
+    def test_a_damaged_manifest_member_cannot_be_verified(
+            self, bundles: Bundles, court: Path, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch, in_a_worker: bool) -> None:
+        """A byte flipped in the manifest's compressed data: the zip, not the evidence, is
+        broken (cannot verify), also when the pass runs in a worker."""
+        if in_a_worker:
+            monkeypatch.setattr(manifest_check, "PARALLEL_FROM_BYTES", 0)
+        with zipfile.ZipFile(court) as zf:
+            info = zf.getinfo(layout.MANIFEST)
+        raw = court.read_bytes()
+        # The local header: 30 bytes, the name and the extra field, then the data.
+        name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
+        extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30],
+                                   "little")
+        start = info.header_offset + 30 + name_len + extra_len
+        damaged = tmp_path / "damaged.zip"
+        damaged.write_bytes(_flip(raw, start + info.compress_size // 2))
+        report = bundles.verify(damaged)
+        assert report.exit is Exit.CANNOT_VERIFY
+        assert "unreadable" in codes(report)
+        assert any(layout.MANIFEST in p.message for p in report.problems)
+
+
 class TestConsistencyWindow:
     def test_a_checkpoint_older_than_the_window_cannot_anchor_by_default(
             self, bundles: Bundles, monkeypatch: pytest.MonkeyPatch) -> None:

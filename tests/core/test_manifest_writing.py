@@ -230,6 +230,18 @@ class TestStatement:
         with pytest.raises(ValueError, match="at least one public key"):
             mf.verify_manifest(path, self.sign(mf.manifest_statement(path)), [])
 
+    def test_a_summary_read_elsewhere_is_checked_like_the_file(self, tmp_path: Path) -> None:
+        """verify_summary: the same checks for a caller that read the file on its own pass."""
+        path = self.write(tmp_path, key_id=keys.key_id(self.key))
+        envelope = self.sign(mf.manifest_statement(path))
+        result = mf.verify_summary(mf.validate_manifest(path), envelope,
+                                   [self.key.public_key()])
+        assert (result.summary.count, result.key_ids) == (4, (keys.key_id(self.key),))
+        path.write_bytes(path.read_bytes().replace(b'"size":100', b'"size":900', 1))
+        with pytest.raises(mf.ManifestMismatchError) as caught:
+            mf.verify_summary(mf.validate_manifest(path), envelope, [self.other.public_key()])
+        assert caught.value.checks == ("digest", "root", "signature")
+
 
 class TestSpeed:
     def test_reads_many_lines_in_bounded_memory(self, tmp_path: Path) -> None:

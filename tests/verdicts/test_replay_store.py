@@ -14,9 +14,12 @@ from deletion_audit.core import manifest as mf
 from deletion_audit.models import ManifestItem
 from deletion_audit.verdicts.replay_store import (
     ItemsLoad,
+    ItemsLoaded,
     LoadedManifest,
     ManifestFileError,
+    create_items_database,
     load_items,
+    load_read_items,
     replay_engine,
 )
 from tests.support.evidence import entries
@@ -87,3 +90,75 @@ class TestLoadItems:
         path.write_bytes(path.read_bytes()[:-1])
         with pytest.raises(ManifestFileError, match="truncated"):
             _load(tmp_path, path, parallel=True)
+
+
+class TestItemsLoadedByTheCaller:
+    """A bundle's verifier loads the items on its own pass over the file (one read)."""
+
+    def _loaded(self, tmp_path: Path, path: Path) -> tuple[Path, LoadedManifest]:
+        items = tmp_path / "items.sqlite3"
+        create_items_database(items)
+        with mf.read_manifest(path) as reader:
+            load_read_items(reader, items=items, manifest_id=7)
+            summary = reader.summary
+        return items, LoadedManifest(header=summary.header.to_json_dict(),
+                                     count=summary.count, sha256=summary.sha256)
+
+    def test_the_replay_attaches_them(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+    ) -> None:
+        path, summary = manifest
+        items, loaded = self._loaded(tmp_path, path)
+        directory = tmp_path / "db"
+        directory.mkdir()
+        engine = replay_engine(directory, items)
+        waited: list[int] = []
+
+        def wait() -> LoadedManifest:
+            waited.append(1)
+            return loaded
+
+        try:
+            with Session(engine) as session, session.begin():
+                got = ItemsLoaded(items, 7, wait).result(session, path, 7)
+                rows = session.execute(
+                    select(ManifestItem.ordinal, ManifestItem.digest)
+                    .where(ManifestItem.manifest_id == 7).order_by(ManifestItem.ordinal)
+                ).all()
+        finally:
+            engine.dispose()
+        assert (got, waited) == (loaded, [1])
+        assert got.sha256 == summary.sha256
+        assert [r.ordinal for r in rows] == list(range(300))
+        assert [r.digest.hex() for r in rows] == [
+            e.digest for e in mf.read_manifest(path)]
+        assert not (directory / "items.sqlite3").exists()
+
+    def test_the_items_of_another_manifest(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+    ) -> None:
+        path, _ = manifest
+        items, loaded = self._loaded(tmp_path, path)
+        engine = replay_engine(tmp_path, items)
+        try:
+            with Session(engine) as session, pytest.raises(
+                    ManifestFileError, match="items of manifest 7 were loaded, but "
+                    "manifest 8 is the active one"):
+                ItemsLoaded(items, 7, lambda: loaded).result(session, path, 8)
+        finally:
+            engine.dispose()
+
+    def test_a_damaged_file_loads_nothing(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+    ) -> None:
+        path, _ = manifest
+        path.write_bytes(path.read_bytes().replace(b'"kind":"image"', b'"kind":"photo"', 1))
+        with pytest.raises(mf.ManifestError, match="line"):
+            self._loaded(tmp_path, path)
+        engine = replay_engine(tmp_path, tmp_path / "items.sqlite3")
+        try:
+            with Session(engine) as session:
+                assert session.execute(
+                    select(func.count()).select_from(ManifestItem)).scalar_one() == 0
+        finally:
+            engine.dispose()

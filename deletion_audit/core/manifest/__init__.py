@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         manifest_statement,
         statement_for,
         verify_manifest,
+        verify_summary,
     )
 
 # The statement half needs cryptography and pydantic, a third of a build's start-up, and a
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 _STATEMENT_NAMES = frozenset({
     "ManifestMismatchError", "ManifestVerification", "check_manifest_envelope",
     "manifest_predicate", "manifest_statement", "statement_for", "verify_manifest",
+    "verify_summary",
 })
 
 
@@ -102,5 +104,6 @@ __all__ = [
     "statement_for",
     "validate_manifest",
     "verify_manifest",
+    "verify_summary",
     "write_manifest",
 ]

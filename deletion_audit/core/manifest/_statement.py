@@ -132,8 +132,18 @@ def verify_manifest(
     that failed. A header that names the examiner's key must be signed by that key."""
     if not public_keys:
         raise ValueError("verify_manifest needs at least one public key")
+    _signed_predicate(envelope)
+    return verify_summary(validate_manifest(path), envelope, public_keys)
+
+
+def verify_summary(
+    summary: ManifestSummary, envelope: dsse.Envelope, public_keys: Sequence[Ed25519PublicKey]
+) -> ManifestVerification:
+    """:func:`verify_manifest` for a file already read (a reader's summary): for a caller
+    that streams the entries somewhere else on the same pass."""
+    if not public_keys:
+        raise ValueError("verify_summary needs at least one public key")
     statement, predicate = _signed_predicate(envelope)
-    summary = validate_manifest(path)
     failures = _content_failures(summary, statement, predicate)
     key_ids: tuple[str, ...] = ()
     try:
