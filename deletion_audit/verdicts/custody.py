@@ -24,7 +24,11 @@ Where this is decided, so that the order of arrival does not matter:
   scopes named (``custody_absence_not_shown``).
 
 A scope declared after the discharge does not undo it: the discharge records what was
-shown when the last piece arrived (the breach check still reads every later scan).
+shown when the last piece arrived (the breach check still reads every later scan). Nor
+does a later revocation of an agent's key as compromised, whose since-time voids a scan
+the discharge counted: the verdict then stops counting the scan, but the obligation stays
+discharged until the prosecutor sets it back in force (a known limit: a derived discharge
+is not told apart from the prosecutor's own).
 """
 
 from __future__ import annotations
