@@ -11,12 +11,15 @@ peak RSS are its own. Baseline measured in the same run: ``unzip -t`` of the sam
 
 Run from the repository root:
     .venv/bin/python -m benchmarks.bundle_verify [--items N] [--engine sqlite|postgresql|both]
+        [--keep PATH]
+    .venv/bin/python -m benchmarks.bundle_verify --bundle PATH --log-key KEY   (a kept one)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -36,15 +39,21 @@ from deletion_audit.migrations import upgrade
 from tests.support.log import make_log_env
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Wall seconds and the child's own peak RSS (MB) of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str], float]:
+    """Wall seconds, the child's own peak RSS (MB) of one command, and the CPU seconds of
+    it and its own children (a worker process, the replay's)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # ru_maxrss of children is the largest of any child so far: report it only if it grew.
-    return elapsed, max(after, before) / 1024, done
+    return (elapsed, max(after.ru_maxrss, before.ru_maxrss) / 1024, done,
+            _cpu(after) - _cpu(before))
 
 
 def _read_all(path: Path) -> float:
@@ -84,24 +93,34 @@ def measure(engine_name: str, url: str, directory: Path, items: int,
     env.db.dispose()
     print(f"[{engine_name}] export: verdict and checkpoint {prepared:.1f} s, court bundle "
           f"written in {exported:.1f} s ({bundle.stat().st_size / 1e6:.0f} MB)")
-    unzip = shutil.which("unzip")
-    unzip_s = _timed([unzip, "-tq", str(bundle)])[0] if unzip else float("nan")
-    read_s = _read_all(bundle)
-    seconds, rss, done = _timed([sys.executable, "-m", "deletion_audit", "verify",
-                                 str(bundle), "--log-key", vkey, "--json"])
-    report = json.loads(done.stdout)
-    print(f"[{engine_name}] verify: exit {done.returncode} ({report['result']}, verdict "
-          f"re-derived: {report['verdictRederived']}, problems: {len(report['problems'])}) "
-          f"in {seconds:.2f} s (target ≤ 10 s at 1,000,000 items); peak RSS {rss:.0f} MB")
-    print(f"[{engine_name}] baseline: unzip -t {unzip_s:.2f} s, reading every member with "
-          f"zipfile {read_s:.2f} s; ratio verify / unzip -t {seconds / unzip_s:.1f}, "
-          f"verify / zipfile read {seconds / read_s:.1f}")
+    done = verify(engine_name, bundle, vkey)
     if keep is not None:
         shutil.copyfile(bundle, keep)
         print(f"bundle kept at {keep}; log key {vkey}")
     if done.returncode != 0:
-        print(done.stdout[-2000:], done.stderr[-2000:])
         raise SystemExit(1)
+
+
+def verify(label: str, bundle: Path, vkey: str) -> subprocess.CompletedProcess[str]:
+    """Time the command on ``bundle`` beside the same run's baselines; print the figures."""
+    unzip = shutil.which("unzip")
+    unzip_s = _timed([unzip, "-tq", str(bundle)])[0] if unzip else float("nan")
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    read_s = _read_all(bundle)
+    seconds, rss, done, cpu = _timed([sys.executable, "-m", "deletion_audit", "verify",
+                                      str(bundle), "--log-key", vkey, "--json"])
+    report = json.loads(done.stdout)
+    print(f"[{label}] verify: exit {done.returncode} ({report['result']}, verdict "
+          f"re-derived: {report['verdictRederived']}, problems: {len(report['problems'])}) "
+          f"in {seconds:.2f} s, {cpu:.1f} CPU seconds of all its processes (targets: ≤ 10 s "
+          f"at 1,000,000 items, ≤ 15 min and ≤ 1 GiB at 26,000,000); peak RSS of the "
+          f"largest process {rss:.0f} MB; load average before {load_before}")
+    print(f"[{label}] baseline: unzip -t {unzip_s:.2f} s, reading every member with "
+          f"zipfile {read_s:.2f} s; ratio verify / unzip -t {seconds / unzip_s:.1f}, "
+          f"verify / zipfile read {seconds / read_s:.1f}")
+    if done.returncode != 0:
+        print(done.stdout[-2000:], done.stderr[-2000:])
+    return done
 
 
 def main() -> None:
@@ -109,7 +128,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--engine", choices=ENGINES, default="sqlite")
     parser.add_argument("--keep", type=Path, help="copy the bundle here (to profile it)")
+    parser.add_argument("--bundle", type=Path,
+                        help="verify this kept bundle again instead of building a case")
+    parser.add_argument("--log-key", help="the kept bundle's log key (with --bundle)")
     args = parser.parse_args()
+    if args.bundle is not None:
+        if not args.log_key:
+            parser.error("--bundle needs --log-key")
+        print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+        if verify("kept", args.bundle, args.log_key).returncode != 0:
+            raise SystemExit(1)
+        return
     run_engines(args.engine, lambda name, url, d: measure(name, url, d, args.items,
                                                           args.keep))
 

@@ -359,7 +359,8 @@ class Checker:
         if not self.members.has(layout.MANIFEST):
             self.problem("manifest", f"the court bundle has no {layout.MANIFEST}")
             return
-        path = workdir / "manifest.jsonl"
+        # The replay names the member in its errors; nothing reads it from disk.
+        path = Path(layout.MANIFEST)
         self.manifest_path = path
         registered = logged[-1].body if logged else None
         manifest_id = registered.get("manifest") if registered is not None else None
@@ -369,7 +370,7 @@ class Checker:
             items = workdir / "manifest-items.sqlite3"
             create_items_database(items)
         job = ManifestPass(Pass(
-            bundle=str(self.members.path), member=layout.MANIFEST, extract_to=str(path),
+            bundle=str(self.members.path), member=layout.MANIFEST,
             envelope=self.members.read(layout.MANIFEST_ENVELOPE),
             examiner_key=raw_public(key.public),
             registered=dict(registered) if registered is not None else None,

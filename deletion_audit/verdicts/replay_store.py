@@ -74,9 +74,9 @@ def _pragmas(dbapi_conn: Any, *extra: str) -> None:
     cur.close()
 
 
-def _items_engine(path: Path) -> Engine:
+def _items_engine(path: Path, *extra: str) -> Engine:
     engine = create_engine(f"sqlite:///{path}")
-    event.listen(engine, "connect", lambda conn, _record: _pragmas(conn))
+    event.listen(engine, "connect", lambda conn, _record: _pragmas(conn, *extra))
     return engine
 
 
@@ -182,7 +182,9 @@ def load_read_items(reader: ManifestReader, *, items: Path, manifest_id: int) ->
     """Insert the entries ``reader`` yields as ``manifest_items`` rows of ``manifest_id`` in
     the items database at ``items``: the caller reads and checks the manifest (root, count,
     signature) on the same pass, and gets its summary from ``reader``."""
-    engine = _items_engine(items)
+    # Every insert appends (ordinals and digests both ascend): a small page cache does, and
+    # this process runs beside the replay's, whose memory it adds to.
+    engine = _items_engine(items, "PRAGMA cache_size=-65536")
     kinds = _KINDS
     rows: list[bulk.ItemRow] = []
     try:
