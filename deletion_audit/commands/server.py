@@ -57,7 +57,7 @@ def serve(host: str, port: int, jobs: bool, workers: int, data_dir: Path | None,
     import uvicorn
 
     from deletion_audit import migrations
-    from deletion_audit.app import build_context, create_app
+    from deletion_audit.app import build_context, create_app, settle_for_serving
     from deletion_audit.commands.log import ensure_log
     from deletion_audit.logs import configure_logging
 
@@ -79,7 +79,9 @@ def serve(host: str, port: int, jobs: bool, workers: int, data_dir: Path | None,
     click.echo(f"deletion-audit {settings.database_url}")
     click.echo(f"OpenAPI docs: http://{shown}:{port}/docs")
     if workers == 1:
-        uvicorn.run(create_app(ctx, run_jobs=jobs), host=host, port=port, log_config=None)
+        app = create_app(ctx, run_jobs=jobs)
+        settle_for_serving()
+        uvicorn.run(app, host=host, port=port, log_config=None)
         return
     db.dispose()
     # Each worker builds its own app from the environment (it must not inherit engines).
