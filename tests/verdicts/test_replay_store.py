@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from deletion_audit.core import manifest as mf
+from deletion_audit.evidence import bulk
 from deletion_audit.models import ManifestItem
 from deletion_audit.verdicts.replay_store import (
     ItemsLoad,
@@ -148,17 +149,41 @@ class TestItemsLoadedByTheCaller:
         finally:
             engine.dispose()
 
-    def test_a_damaged_file_loads_nothing(
+    def test_a_damaged_file_is_refused_with_its_line(
         self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
     ) -> None:
         path, _ = manifest
         path.write_bytes(path.read_bytes().replace(b'"kind":"image"', b'"kind":"photo"', 1))
-        with pytest.raises(mf.ManifestError, match="line"):
+        with pytest.raises(mf.ManifestError, match=r"line \d+"):
             self._loaded(tmp_path, path)
-        engine = replay_engine(tmp_path, tmp_path / "items.sqlite3")
-        try:
-            with Session(engine) as session:
-                assert session.execute(
-                    select(func.count()).select_from(ManifestItem)).scalar_one() == 0
-        finally:
-            engine.dispose()
+
+    def test_each_batch_is_committed_as_it_goes(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Regression: the loader held one write transaction over the whole file, and once
+        its pages spilled to disk a replay starting beside it could not attach the
+        database ("database is locked"). A replay attaching during the second batch of 50
+        rows sees the first one committed."""
+        path, _ = manifest
+        monkeypatch.setattr("deletion_audit.verdicts.replay_store.BATCH", 50)
+        items = tmp_path / "items.sqlite3"
+        create_items_database(items)
+        seen: list[int] = []
+        real_insert = bulk.insert_items
+
+        def insert_then_attach(session: Session, rows: list[bulk.ItemRow]) -> None:
+            real_insert(session, rows)
+            if len(seen) < 2:
+                directory = tmp_path / f"replay-{len(seen)}"
+                directory.mkdir()
+                engine = replay_engine(directory, items)
+                with engine.connect() as conn:
+                    seen.append(conn.execute(select(func.count()).select_from(
+                        ManifestItem)).scalar_one())
+                engine.dispose()
+
+        monkeypatch.setattr(bulk, "insert_items", insert_then_attach)
+        with mf.read_manifest(path) as reader:
+            load_read_items(reader, items=items, manifest_id=7)
+        assert seen == [0, 50]
