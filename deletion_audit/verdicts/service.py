@@ -70,14 +70,21 @@ def _sign(report: Report, *, version: int, log_size: int, now: datetime,
 
 
 def compute_version(
-    session: Session, *, case_id: int, service_key: Ed25519PrivateKey, now: datetime
+    session: Session, *, case_id: int, service_key: Ed25519PrivateKey, now: datetime,
+    computed: tuple[Report, int] | None = None,
 ) -> Verdict:
-    """Compute, sign, log and store the case's next verdict version."""
-    report = compute_report(session, case_id=case_id, now=now)
+    """Compute, sign, log and store the case's next verdict version. ``computed``: the
+    report and the log size it is as of, computed beforehand (at ``now``) from one snapshot
+    that saw exactly the events below that size (verdicts/tasks.py on SQLite)."""
+    if computed is None:
+        report, log_size = compute_report(session, case_id=case_id, now=now), None
+    else:
+        report, log_size = computed
     previous = session.execute(select(func.max(Verdict.version)).where(
         Verdict.case_id == case_id)).scalar_one()
     version = (previous or 0) + 1
-    log_size = current_size(session)
+    if log_size is None:
+        log_size = current_size(session)
     predicate, envelope, sid = _sign(report, version=version, log_size=log_size, now=now,
                                      service_key=service_key)
     # Public: counts and codes only — never digests, pseudonyms or locations.
@@ -120,7 +127,7 @@ def cases_due(session: Session, *, now: datetime) -> list[tuple[int, list[int]]]
 
 def recompute(
     session: Session, *, case_id: int, mark_ids: list[int], service_key: Ed25519PrivateKey,
-    now: datetime,
+    now: datetime, computed: tuple[Report, int] | None = None,
 ) -> Verdict:
     """A new version for ``case_id``; the marks it answers are removed in the same
     transaction (exactly those: a mark written meanwhile waits for the next run). A case
@@ -131,7 +138,8 @@ def recompute(
         if last is not None:
             session.execute(delete(VerdictMark).where(VerdictMark.case_id == case_id))
             return last
-    row = compute_version(session, case_id=case_id, service_key=service_key, now=now)
+    row = compute_version(session, case_id=case_id, service_key=service_key, now=now,
+                          computed=computed)
     for start in range(0, len(mark_ids), 1000):
         session.execute(delete(VerdictMark).where(
             VerdictMark.id.in_(mark_ids[start:start + 1000])))

@@ -5,12 +5,16 @@ reaches the same verdict — even when the integrator has not run since the stat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from deletion_audit.bundles.service import _uncovered
 from deletion_audit.log import service as log
 from deletion_audit.models import LogLeaf, Verdict
+from deletion_audit.verdicts import service, tasks
 from deletion_audit.verdicts.tasks import _one_snapshot, integrate_all
 from tests.support.log import LogEnv
 from tests.verdicts.conftest import Case
@@ -63,3 +67,35 @@ class TestAsOf:
             assert session.execute(select(func.count()).select_from(LogLeaf)).scalar_one() \
                 == size + 1
         assert before >= 1
+
+    def test_on_sqlite_statements_are_stored_while_the_verdict_is_computed(
+        self, case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        env = case.env
+        if env.db.dialect != "sqlite":
+            return  # PostgreSQL: one REPEATABLE READ transaction, writers go on (above)
+        case.scan(present=case.digests[:2])
+        case.delete(case.digests[:2], minutes=1)
+        case.scan(minutes=2)
+        compute = tasks.compute_report
+
+        def with_a_write_meanwhile(session: Session, **kwargs: Any) -> Any:
+            # Were the write lock still held, this write would wait for it and time out.
+            with env.db.write() as other:
+                log.append_event(other, event_type="challenge", event={"meanwhile": True},
+                                 now=env.clock.now())
+            return compute(session, **kwargs)
+
+        monkeypatch.setattr(tasks, "compute_report", with_a_write_meanwhile)
+        monkeypatch.setattr(service, "compute_report", with_a_write_meanwhile)
+        assert case.recompute()
+        with env.db.read() as session:
+            verdict = session.execute(select(Verdict).order_by(Verdict.id.desc())
+                                      .limit(1)).scalar_one()
+            leaves = session.execute(select(func.count()).select_from(LogLeaf)).scalar_one()
+            assert verdict.outcome == "verified"
+            assert not _uncovered(session, verdict.case_id, verdict.as_of_log_size)
+        # The event written meanwhile (and the verdict's own) lie beyond its size.
+        assert leaves >= verdict.as_of_log_size + 2
+        assert replayed(case, tmp_path)["outcome"] == "verified"
+
