@@ -3,12 +3,14 @@ so one case's failure neither blocks nor undoes the others. A late or repeated r
 harmless: it does whatever is due at ``now``.
 
 A verdict states the log size it is ``as_of``, and the bundle verifier re-derives it from
-exactly the events below that size. So each case's transaction first integrates every
-pending leaf and then computes, both from one snapshot: on SQLite the one writer sees
-nothing commit meanwhile; on PostgreSQL the transaction runs at ``REPEATABLE READ``, so an
-event committed while it runs is neither integrated nor read — it waits for the next
-version. A concurrent integrator makes PostgreSQL refuse the transaction (a serialization
-failure); the case keeps its marks and the next run computes it afresh."""
+exactly the events below that size. So every pending leaf is integrated and the verdict
+computed from one snapshot that sees exactly those events. On PostgreSQL that is one
+transaction at ``REPEATABLE READ``: an event committed while it runs is neither integrated
+nor read — it waits for the next version; a concurrent integrator makes PostgreSQL refuse
+the transaction (a serialization failure), the case keeps its marks and the next run
+computes it afresh. On SQLite the leaves are integrated under the write lock and a read
+snapshot is taken while it is held; the computation then runs with the lock released, so
+agents' statements are not held up for it (:func:`_recompute_beside_writers`)."""
 
 from __future__ import annotations
 
