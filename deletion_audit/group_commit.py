@@ -49,7 +49,8 @@ class _Job(Generic[T]):
 
 class GroupCommit:
     """Runs ``work(session)`` callables for callers in other threads, in batches of up to
-    ``max_batch``, one write transaction per batch and one savepoint per job.
+    ``max_batch``, one write transaction per batch, each job isolated from the others (see
+    the module's description). ``writers`` threads at most take batches at once.
 
     ``prologue(session)`` runs once at the start of each batch's transaction (e.g. pruning
     rows that expired), ``epilogue(session, values)`` once at its end with what the jobs
