@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    exists,
     insert,
     literal,
     null,
@@ -175,14 +176,16 @@ class _EarlierRefusal:
 @dataclass(frozen=True)
 class _Known:
     """What the store already holds about a statement and its places in the chain — its
-    own earlier outcome, and who holds ``seq`` and ``seq - 1`` — read in one or two
-    queries (the hot path: every agent statement passes here)."""
+    own earlier outcome, who holds ``seq`` and ``seq - 1``, and the scope it names if that
+    is bound to the agent — read in one query (the hot path: every agent statement passes
+    here)."""
 
     agent_id: int
     sid: str
     accepted: _Accepted | None
     refused: _EarlierRefusal | None
     holders: dict[int, str]
+    scope: _BoundScope | None
 
     def earlier_outcome(self) -> Outcome | None:
         if self.accepted is not None:
@@ -205,6 +208,8 @@ class _Known:
 # statement's own earlier outcome and who holds ``seq`` and ``seq - 1``.
 _ATT = cast(Table, Attestation.__table__).c
 _REF = cast(Table, Refusal.__table__).c
+_SCOPE = cast(Table, Scope.__table__).c
+_BINDING = cast(Table, Binding.__table__).c
 _KNOWN = union_all(
     select(literal("accepted").label("src"), _ATT.id.label("row"), _ATT.statement_id,
            _ATT.agent_id, _ATT.seq, _ATT.leaf_hash, _ATT.received_at,
@@ -220,13 +225,17 @@ _KNOWN = union_all(
            or_(_REF.statement_id == bindparam("sid"),
                and_(_REF.seq.between(bindparam("lo"), bindparam("hi")),
                     _REF.code != "fork"))),
+    select(literal("scope"), _SCOPE.id, _SCOPE.spec_digest, type_coerce(null(), Integer),
+           type_coerce(null(), Integer), type_coerce(null(), LargeBinary),
+           type_coerce(null(), UtcDateTime()), _SCOPE.kind, type_coerce(null(), Integer),
+           type_coerce(null(), JSON))
+    .where(_SCOPE.id == bindparam("scope_id"),
+           exists().where(_BINDING.scope_id == _SCOPE.id,
+                          _BINDING.agent_id == bindparam("agent_id"),
+                          _BINDING.unbound_at.is_(None))),
 )
-_SCOPE = cast(Table, Scope.__table__).c
-_BINDING = cast(Table, Binding.__table__).c
-_BOUND_SCOPE = select(_SCOPE.id, _SCOPE.kind, _SCOPE.spec_digest).join(
-    Binding, _BINDING.scope_id == _SCOPE.id).where(
-    _SCOPE.id == bindparam("scope_id"), _BINDING.agent_id == bindparam("agent_id"),
-    _BINDING.unbound_at.is_(None)).limit(1)
+# A scope id that is not a small decimal number names no scope (no row has id -1).
+_NO_SCOPE = -1
 _INSERT_ATTESTATION = insert(cast(Table, Attestation.__table__)).returning(_ATT.id)
 
 
@@ -235,8 +244,13 @@ def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
     if parsed.raw_seq is not None:
         seqs = [s for s in (parsed.raw_seq, parsed.raw_seq - 1) if s >= 0]
     lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
+    ref = parsed.predicate.scope_id if parsed.predicate is not None else ""
+    scope_id = int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 18 else _NO_SCOPE
     rows = session.connection().execute(_KNOWN, {"sid": parsed.sid, "agent_id": agent.id,
-                                                 "lo": lo, "hi": hi}).all()
+                                                 "lo": lo, "hi": hi,
+                                                 "scope_id": scope_id}).all()
+    scope = next((_BoundScope(int(r.row), r.code, r.statement_id) for r in rows
+                  if r.src == "scope"), None)
     accepted = next((_Accepted(r.statement_id, r.agent_id, r.seq, r.leaf_hash, r.received_at)
                      for r in rows if r.src == "accepted" and r.statement_id == parsed.sid),
                     None)
@@ -251,7 +265,7 @@ def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
     for r in sorted((r for r in rows if r.src == "refused"), key=lambda r: int(r.row)):
         if r.seq in seqs and r.code != "fork" and r.seq not in holders:
             holders[r.seq] = r.statement_id
-    return _Known(agent.id, parsed.sid, accepted, refused, holders)
+    return _Known(agent.id, parsed.sid, accepted, refused, holders, scope)
 
 
 class AgentFacts(Protocol):
@@ -375,7 +389,10 @@ def _check_content(
     if predicate.agent_id != agent.public_id:
         raise _Refuse(422, "wrong_agent", f"the statement names agent {predicate.agent_id}, "
                       f"but {agent.public_id} signed it")
-    scope = _bound_scope(session, agent, predicate.scope_id)
+    scope = known.scope
+    if scope is None:
+        raise _Refuse(422, "unbound_scope", f"scope {predicate.scope_id} is not bound to "
+                      f"agent {agent.public_id}")
     if isinstance(predicate, ScanPredicate) and predicate.scope_spec_digest != scope.spec_digest:
         raise _Refuse(422, "stale_scope", f"scope {scope.id}'s specification is now "
                       f"{scope.spec_digest}; fetch the scopes again and rescan",
@@ -396,17 +413,6 @@ class _BoundScope:
     id: int
     kind: str
     spec_digest: str
-
-
-def _bound_scope(session: Session, agent: AgentFacts, scope_ref: str) -> _BoundScope:
-    row = None
-    if scope_ref.isdigit():
-        row = session.connection().execute(_BOUND_SCOPE, {"scope_id": int(scope_ref),
-                                                          "agent_id": agent.id}).first()
-    if row is None:
-        raise _Refuse(422, "unbound_scope", f"scope {scope_ref} is not bound to agent "
-                      f"{agent.public_id}")
-    return _BoundScope(row.id, row.kind, row.spec_digest)
 
 
 def _judge_challenge(

@@ -123,3 +123,17 @@ class TestRequestChecksFirst:
         signed = later.sign_statement(later.deletion(seq=0, prev=None, scope=scope,
                                                      deleted_at=BEFORE))
         assert later.submit(signed).status_code == 201
+
+
+class TestScopeReference:
+    @pytest.mark.parametrize("scope_id", ["9" * 30, "\u00b2", "-1"])
+    def test_a_scope_id_that_names_no_scope_is_unbound(
+        self, agent: AgentClient, scope: dict[str, Any], env: LogEnv, scope_id: str
+    ) -> None:
+        signed = agent.sign_statement(agent.deletion(
+            seq=0, prev=None, scope={**scope, "id": scope_id}, deleted_at=BEFORE))
+        r = agent.submit(signed)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "unbound_scope"
+        assert (_count(env, Attestation), _count(env, Refusal)) == (0, 1)
+
