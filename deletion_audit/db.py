@@ -32,42 +32,42 @@ _HOLDS_WRITE_LOCK = "deletion_audit.holds_write_lock"
 class _WriterLock:
     """One writer at a time: threads of this process queue on a lock, processes sharing the
     database file (``serve --workers``) on an advisory ``flock`` of a file beside it — both
-    wake the next writer sooner than SQLite's busy handler, whose sleeps grow to 100 ms."""
+    wake the next writer sooner than SQLite's busy handler, whose sleeps grow to 100 ms.
 
-    def __init__(self, database: str | None) -> None:
+    A process that finds the file locked waits in the kernel (a blocking ``flock``), which
+    wakes it as soon as the holder lets go; polling in sleeps instead let one process's
+    writer wait out several of the other's transactions. The blocking call runs in a helper
+    thread so that the writer still gives up after ``timeout`` seconds, as SQLite would."""
+
+    def __init__(self, database: str | None,
+                 timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
         self._threads = threading.Lock()
         self._path = f"{database}.writer-lock" if database else None
         self._fd: int | None = None
+        self._timeout = timeout
 
     def acquire(self) -> None:
-        if not self._threads.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        deadline = time.monotonic() + self._timeout
+        if not self._threads.acquire(timeout=self._timeout):
             raise TimeoutError("timed out waiting for the database's write lock")
         if self._path is None:
             return
         try:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._flock(self._fd)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            # The waiter owns the descriptor until it hands it back holding the lock; if
+            # this writer stops waiting, the waiter closes it (which lets go of the lock
+            # once got) and the next writer opens the file afresh.
+            fd, self._fd = self._fd, None
+            self._fd = _FlockWaiter(fd).wait(max(deadline - time.monotonic(), 0))
         except BaseException:
             self._threads.release()
             raise
-
-    @staticmethod
-    def _flock(fd: int) -> None:
-        # Polled in short steps (0.25 ms doubling to 4 ms), bounded like SQLite's own wait:
-        # a blocking flock cannot time out, and a writer must never wait forever.
-        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-        step = 0.00025
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("timed out waiting for the database's write lock "
-                                       "(another process holds it)") from None
-                time.sleep(step)
-                step = min(step * 2, 0.004)
 
     def release(self) -> None:
         try:
@@ -75,6 +75,50 @@ class _WriterLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+
+class _FlockWaiter:
+    """A blocking ``flock`` in a thread of its own, which the caller waits for with a
+    timeout. The descriptor is the waiter's: handed back with the lock held, or closed by
+    the waiter if the lock could not be got or the caller stopped waiting (closing lets go
+    of a lock got after the caller gave up)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._state = threading.Lock()
+        self._done = threading.Event()
+        self._got = False
+        self._abandoned = False
+        self._error: OSError | None = None
+        threading.Thread(target=self._run, name="writer-lock", daemon=True).start()
+
+    def _run(self) -> None:
+        error: OSError | None = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            error = exc
+        with self._state:
+            self._error = error
+            self._got = error is None and not self._abandoned
+            if not self._got:
+                os.close(self._fd)
+        self._done.set()
+
+    def wait(self, timeout: float) -> int:
+        """The descriptor, holding the lock; TimeoutError if ``timeout`` passed first, or
+        what the ``flock`` raised."""
+        try:
+            self._done.wait(timeout)
+        finally:
+            with self._state:
+                self._abandoned = not self._got
+        if self._got:
+            return self._fd
+        if self._error is not None:
+            raise self._error
+        raise TimeoutError("timed out waiting for the database's write lock "
+                           "(another process holds it)")
 
 
 def _configure_sqlite(engine: Engine, database: str | None) -> None:

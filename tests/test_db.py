@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from deletion_audit.db import Database
+from deletion_audit.db import Database, _WriterLock
 
 WRITER = """
 import sys
@@ -72,3 +75,57 @@ class TestOneWriter:
         db.dispose()
         assert failures == []
         assert tuple(count) == (400, 399)
+
+
+class TestLockBetweenProcesses:
+    """The lock file's ``flock``, held here through a descriptor of its own as another
+    process would hold it (``flock`` locks belong to an open file, not to a process)."""
+
+    @staticmethod
+    def _hold(database: Path) -> int:
+        fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def test_a_waiting_writer_gets_the_lock_once_the_holder_lets_go(
+            self, tmp_path: Path) -> None:
+        database = tmp_path / "w.sqlite3"
+        holder = self._hold(database)
+        lock = _WriterLock(str(database), timeout=30)
+        got = threading.Event()
+
+        def take() -> None:
+            lock.acquire()
+            got.set()
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        try:
+            assert not got.wait(0.2)  # blocked while the other holds it
+        finally:
+            fcntl.flock(holder, fcntl.LOCK_UN)
+            os.close(holder)
+        assert got.wait(10)
+        taker.join()
+        lock.release()
+
+    def test_gives_up_at_the_timeout_and_lets_go_of_what_it_got_after(
+            self, tmp_path: Path) -> None:
+        database = tmp_path / "w.sqlite3"
+        holder = self._hold(database)
+        lock = _WriterLock(str(database), timeout=0.2)
+        try:
+            with pytest.raises(TimeoutError, match=r"^timed out waiting for the database's "
+                               r"write lock \(another process holds it\)$"):
+                lock.acquire()
+        finally:
+            fcntl.flock(holder, fcntl.LOCK_UN)
+            os.close(holder)
+        # The writer that gave up still had a wait under way, which got the lock once the
+        # holder let go: it must have let go of it, for another writer to get it.
+        other = _WriterLock(str(database), timeout=10)
+        other.acquire()
+        other.release()
+        # And the writer that gave up can take it again (its thread lock was let go too).
+        lock.acquire()
+        lock.release()
