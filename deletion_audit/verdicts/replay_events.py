@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
+from deletion_audit.bundles.rederive import case_events
 from deletion_audit.models import Event, LogLeaf
 
 # The event types a replay reads: the verdict's inputs, and the verdict events themselves
@@ -46,20 +47,12 @@ class ReplayError(ValueError):
 # -- selecting --------------------------------------------------------------------------
 
 
-def _case_key(case_id: int) -> Any:
-    """Events of the case: ``caseId`` is an integer in most bodies and a string in the public
-    key events; the manifest event calls it ``case``. Compared as text on both engines."""
-    key = str(case_id)
-    return or_(cast(Event.body["caseId"].as_string(), String) == key,
-               cast(Event.body["case"].as_string(), String) == key)
-
-
 def events_of_case(session: Session, case_id: int) -> list[ReplayEvent]:
     """Every integrated event the replay of ``case_id`` reads, in log order."""
     rows = session.execute(
         select(LogLeaf.idx, Event.type, Event.body)
         .join(LogLeaf, LogLeaf.leaf_hash == Event.leaf_hash)
-        .where(Event.type.in_(REPLAYED_TYPES), LogLeaf.idx.is_not(None), _case_key(case_id))
+        .where(Event.type.in_(REPLAYED_TYPES), LogLeaf.idx.is_not(None), case_events(case_id))
         .order_by(LogLeaf.idx)
         .execution_options(yield_per=2_000))
     out = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import platform
 import sqlite3
 import subprocess
@@ -29,17 +28,10 @@ from typing import Any
 import httpx
 import pytest
 
-from deletion_audit.app import build_context
-from deletion_audit.clock import FixedClock
-from deletion_audit.config import Settings
 from deletion_audit.core import dsse
-from deletion_audit.core import manifest as mf
-from deletion_audit.db import Database
-from tests.functional.test_serve import CLI, Running, start_server, stop, wait_for
-from tests.support.agent_e2e import jpeg
-from tests.support.evidence import examiner_key, write_signed
-from tests.support.log import LogEnv
-from tests.support.world import World, make_world
+from tests.functional.test_serve import CLI, Running, stop, wait_for
+from tests.support.agent_e2e import jpeg, register_manifest, serve_world
+from tests.support.world import World
 
 AGENT = [sys.executable, "-m", "deletion_audit_agent"]
 SIGNERS = ("prosecutor", "witness", "regulator")
@@ -136,27 +128,14 @@ url = "sqlite:///{db}"
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DELETION_AUDIT_")}
-    env["DELETION_AUDIT_INTEGRATE_INTERVAL_SECONDS"] = "0.2"
-    data = tmp_path / "data"
-    server = start_server(["--data-dir", str(data)], env, tmp_path)
-    settings = Settings(environment="test", data_dir=data)
-    db = Database(settings.database_url)
-    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
-    world = make_world(LogEnv(settings=settings, db=db, clock=clock,
-                              ctx=build_context(settings, db=db, clock=clock)))
+    served = serve_world(tmp_path)
+    server, db, world = served.server, served.db, served.world
     http = httpx.Client(base_url=server.base, timeout=30)
     faces = [jpeg(500 + i) for i in range(8)]
     main_db, store_db = tmp_path / "vendor-main.sqlite3", tmp_path / "store-7.sqlite3"
     faces_table(main_db, faces)
     faces_table(store_db, [*faces[:3], jpeg(900), jpeg(901)])  # 3 leftovers, 2 not evidence
-    items = [mf.ManifestEntry(digest=hashlib.sha256(f).hexdigest(), kind="image",
-                              size=len(f)) for f in faces]
-    signed = write_signed(tmp_path, examiner_key(world), case=world.case_number, items=items)
-    r = http.post(f"{world.url}/manifests", headers=world.prosecutor.headers, files={
-        "manifest": ("manifest.jsonl", signed.path.read_bytes()),
-        "envelope": ("manifest.dsse.json", json.dumps(signed.envelope).encode())})
-    assert r.status_code == 201, r.text
+    register_manifest(http, world, tmp_path, faces)
     r = http.post(f"{world.url}/scopes", headers=world["vendor-officer"].headers, json={
         "name": "faces", "kind": "sql", "expects_data": True, "location_codes": ["SH/STORE7"],
         "spec": {"table": "faces", "key_columns": ["id"], "content_column": "jpeg",

@@ -200,8 +200,16 @@ def build_table(path: Path) -> tuple[list[bytes], int]:
     return faces[:3], 3
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
+@dataclass
+class Served:
+    """A real server on its own data directory, and a case in it (the test's world)."""
+
+    server: Running
+    db: Database
+    world: World
+
+
+def serve_world(tmp_path: Path) -> Served:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DELETION_AUDIT_")}
     env["DELETION_AUDIT_INTEGRATE_INTERVAL_SECONDS"] = "0.2"
     data = tmp_path / "data"
@@ -209,22 +217,33 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     settings = Settings(environment="test", data_dir=data)
     db = Database(settings.database_url)
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
-    log_env = LogEnv(settings=settings, db=db, clock=clock,
-                     ctx=build_context(settings, db=db, clock=clock))
-    world = make_world(log_env)
-    http = httpx.Client(base_url=server.base, timeout=30)
-    tree, table = tmp_path / "cams", tmp_path / "app.sqlite3"
-    leftovers, gone = build_tree(tree)
-    rows, rows_present = build_table(table)
-    contents = [p.read_bytes() for p in leftovers.values()] + gone + rows + PG_ROWS + OBJECTS
+    world = make_world(LogEnv(settings=settings, db=db, clock=clock,
+                              ctx=build_context(settings, db=db, clock=clock)))
+    return Served(server=server, db=db, world=world)
+
+
+def register_manifest(http: httpx.Client, world: World, directory: Path,
+                      contents: list[bytes]) -> None:
+    """The examiner's signed manifest of ``contents``, registered by the prosecutor."""
     items = [mf.ManifestEntry(digest=hashlib.sha256(c).hexdigest(), kind="image",
                               size=len(c)) for c in contents]
-    key = examiner_key(world)
-    signed = write_signed(tmp_path, key, case=world.case_number, items=items)
+    signed = write_signed(directory, examiner_key(world), case=world.case_number, items=items)
     r = http.post(f"{world.url}/manifests", headers=world.prosecutor.headers, files={
         "manifest": ("manifest.jsonl", signed.path.read_bytes()),
         "envelope": ("manifest.dsse.json", json.dumps(signed.envelope).encode())})
     assert r.status_code == 201, r.text
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    served = serve_world(tmp_path)
+    server, db, world = served.server, served.db, served.world
+    http = httpx.Client(base_url=server.base, timeout=30)
+    tree, table = tmp_path / "cams", tmp_path / "app.sqlite3"
+    leftovers, gone = build_tree(tree)
+    rows, rows_present = build_table(table)
+    register_manifest(http, world, tmp_path, [p.read_bytes() for p in leftovers.values()]
+                      + gone + rows + PG_ROWS + OBJECTS)
     scope_ids = []
     for name, kind, spec in [
         ("cams", "directory", {"root": str(tree)}),
