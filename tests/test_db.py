@@ -118,11 +118,15 @@ class TestLockBetweenProcesses:
             with pytest.raises(TimeoutError, match=r"^timed out waiting for the database's "
                                r"write lock \(another process holds it\)$"):
                 lock.acquire()
+            waits = [t for t in threading.enumerate() if t.name == "writer-lock"]
+            assert len(waits) == 1  # the wait the writer gave up on is still under way
         finally:
             fcntl.flock(holder, fcntl.LOCK_UN)
             os.close(holder)
-        # The writer that gave up still had a wait under way, which got the lock once the
-        # holder let go: it must have let go of it, for another writer to get it.
+        # That wait gets the lock once the holder lets go; it must let go of it in turn,
+        # for another writer to get it.
+        waits[0].join(10)
+        assert not waits[0].is_alive()
         other = _WriterLock(str(database), timeout=10)
         other.acquire()
         other.release()
