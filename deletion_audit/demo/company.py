@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deletion_audit.demo.evidence import Evidence, Item
+from deletion_audit.demo.processes import DemoError, wait_for
 
 TABLE = "visitor_photos"
 BUCKET = "sales-office"
@@ -126,6 +127,39 @@ def build_database(evidence: Evidence, leftovers: Leftovers, path: Path) -> Path
                          "'2024-03-01T10:00:00+08:00', ?)", rows)
     conn.close()
     return path
+
+
+S3_KEYS = ("demo-access", "demo-secret")
+
+
+def boto3_module() -> Any:
+    """boto3, or DemoError when it is not installed (the object-store scope is skipped)."""
+    try:
+        import boto3  # type: ignore[import-untyped]  # no stubs in the demo extra
+    except ImportError:
+        raise DemoError("boto3 is not installed (pip install boto3)") from None
+    return boto3
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3_module().client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEYS[0],
+                                 aws_secret_access_key=S3_KEYS[1], region_name="us-east-1")
+
+
+def fill_bucket_when_ready(client: Any, evidence: Evidence, items: Sequence[Item]) -> None:
+    """Fill the bucket as soon as the gateway takes one: it answers before its filer is
+    ready, so making the bucket is retried until it succeeds."""
+
+    def filled() -> bool:
+        try:
+            fill_bucket(client, evidence, items)
+        except Exception as exc:  # botocore raises many kinds while the gateway starts
+            if "BucketAlreadyOwnedByYou" in str(exc) or "BucketAlreadyExists" in str(exc):
+                raise DemoError(f"the bucket was half made: {exc}") from None
+            return False
+        return True
+
+    wait_for(filled, timeout=60, what="SeaweedFS to accept a bucket")
 
 
 def fill_bucket(client: Any, evidence: Evidence, items: Sequence[Item]) -> int:

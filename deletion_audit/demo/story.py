@@ -33,7 +33,6 @@ from deletion_audit.demo.processes import (
     child_env,
     start_s3,
     start_server,
-    wait_for,
 )
 from deletion_audit.demo.say import Narrator
 
@@ -50,7 +49,6 @@ PEOPLE = (
     ("examiner", "forensic-lab", "forensic_lab", "司法鉴定中心", "鉴定人"),
     ("officer", "sales-office", "company", "某房地产销售中心", "公司负责人"),
 )
-S3_KEYS = ("demo-access", "demo-secret")
 # tick(now) every second, so the reviews the domain clock makes due open and close at once.
 TICK_SECONDS = "1"
 
@@ -324,31 +322,15 @@ class Story:
     def _bucket(self, leftovers: company.Leftovers) -> str | None:
         """Start SeaweedFS and fill the bucket; None (said plainly) when it cannot run."""
         try:
-            import boto3  # type: ignore[import-untyped]  # no stubs in the demo extra
-        except ImportError:
-            self._no_s3("boto3 is not installed (pip install boto3)")
-            return None
-        try:
+            company.boto3_module()
             weed, endpoint = start_s3(self.layout.company / "s3",
                                       log=self.layout.logs / "weed.log", env=self.commands.env)
         except DemoError as exc:
             self._no_s3(str(exc))
             return None
         self.stack.callback(weed.stop)
-        client: Any = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEYS[0],
-                              aws_secret_access_key=S3_KEYS[1], region_name="us-east-1")
-
-        def filled() -> bool:
-            # The gateway answers before its filer is ready: retry until a bucket can be made.
-            try:
-                company.fill_bucket(client, self.evidence, leftovers.objects)
-            except Exception as exc:  # botocore raises many kinds while the gateway starts
-                if "BucketAlreadyOwnedByYou" in str(exc) or "BucketAlreadyExists" in str(exc):
-                    raise DemoError(f"the bucket was half made: {exc}") from None
-                return False
-            return True
-
-        wait_for(filled, timeout=60, what="SeaweedFS to accept a bucket")
+        company.fill_bucket_when_ready(company.s3_client(endpoint), self.evidence,
+                                       leftovers.objects)
         return endpoint
 
     def _no_s3(self, why: str) -> None:
@@ -397,8 +379,8 @@ class Story:
             if scope.name == "crm":
                 lines += [f'[scopes."{scope.id}"]', f"url = {json.dumps(f'sqlite:///{self.crm}')}"]
             if scope.name == "bucket":
-                lines += [f'[scopes."{scope.id}"]', f'access_key_id = "{S3_KEYS[0]}"',
-                          f'secret_access_key = "{S3_KEYS[1]}"']
+                lines += [f'[scopes."{scope.id}"]', f'access_key_id = "{company.S3_KEYS[0]}"',
+                          f'secret_access_key = "{company.S3_KEYS[1]}"']
         # It holds credentials: readable by the agent's user only.
         return write_secret(config, "\n".join(lines) + "\n")
 
