@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deletion_audit.cases.service import log_event
+from deletion_audit.cases.obligations import record_breach
 from deletion_audit.core import dsse
 from deletion_audit.core.merkle import leaf_hash
 from deletion_audit.core.predicates import (
@@ -91,33 +91,20 @@ def check_container(session: Session, *, case_id: int, scope: Scope,
         found = problem(predicate, digest)
         if found is None:
             continue
-        previous = row.state
-        row.state, row.state_changed_at = ObligationState.BREACHED.value, now
-        session.flush()
-        log_event(session, "obligation", {
-            "action": "state", "caseId": case_id, "obligationId": row.id,
-            "from": previous, "to": ObligationState.BREACHED.value,
-            "reason": f"scan {predicate.scan_id} of sealed container scope {scope.id}: {found}",
-            "by": None, "statementId": statement_id,
-        }, now=now)
+        record_breach(session, row, statement_id=statement_id, now=now, reason=(
+            f"scan {predicate.scan_id} of sealed container scope {scope.id}: {found}"))
         breached.append(row.id)
     return breached
 
 
 def _breach(session: Session, row: Obligation, *, found: list[DirtyScan], statement_id: str,
             now: datetime) -> None:
-    previous = row.state
-    row.state, row.state_changed_at = ObligationState.BREACHED.value, now
-    session.flush()
-    scopes = sorted({d.scope_id for d in found})
-    log_event(session, "obligation", {
-        "action": "state", "caseId": row.case_id, "obligationId": row.id,
-        "from": previous, "to": ObligationState.BREACHED.value,
-        "reason": "after the custodian's destruction statement, manifest items were found: "
-                  + "; ".join(f"scan {d.scan_id} of scope {d.scope_id}: {d.items} items"
-                              for d in found),
-        "scopeIds": scopes, "by": None, "statementId": statement_id,
-    }, now=now)
+    record_breach(
+        session, row, statement_id=statement_id, now=now,
+        reason="after the custodian's destruction statement, manifest items were found: "
+               + "; ".join(f"scan {d.scan_id} of scope {d.scope_id}: {d.items} items"
+                           for d in found),
+        scopeIds=sorted({d.scope_id for d in found}))
 
 
 def check_destruction(session: Session, *, case_id: int, statement_id: str, now: datetime,

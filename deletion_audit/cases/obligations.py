@@ -219,3 +219,18 @@ def set_state(
         "from": previous, "to": state.value, "reason": text, "by": access.user_id,
     }, now=now)
     return Logged(row=row, leaf_hash=leaf)
+
+
+def record_breach(session: Session, row: Obligation, *, reason: str, statement_id: str,
+                  now: datetime, **extra: Any) -> bytes:
+    """The service's own finding that ``row`` is breached, borne out by the statement
+    ``statement_id`` (a scan, a custodian's statement): the same logged state change as a
+    prosecutor's (:func:`set_state`), by nobody. Its leaf hash."""
+    previous = row.state
+    row.state, row.state_changed_at = St.BREACHED.value, now
+    session.flush()
+    return log_event(session, "obligation", {
+        "action": "state", "caseId": row.case_id, "obligationId": row.id,
+        "from": previous, "to": St.BREACHED.value, "reason": reason, **extra,
+        "by": None, "statementId": statement_id,
+    }, now=now)

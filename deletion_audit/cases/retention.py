@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deletion_audit.cases.service import log_event
+from deletion_audit.cases.obligations import record_breach
 from deletion_audit.core.predicates import AgeSummary, ScanPredicate, format_timestamp
 from deletion_audit.models import Obligation, ObligationKind, ObligationState
 
@@ -86,15 +86,8 @@ def check_scan(session: Session, *, case_id: int, scope_id: int, predicate: Scan
         found = breaches(rule.details, predicate.ages, predicate.started_at)
         if not found:
             continue
-        previous = rule.state
-        rule.state, rule.state_changed_at = ObligationState.BREACHED.value, now
-        session.flush()
-        log_event(session, "obligation", {
-            "action": "state", "caseId": case_id, "obligationId": rule.id,
-            "from": previous, "to": ObligationState.BREACHED.value,
-            "reason": f"scan {predicate.scan_id} of scope {scope_id}: "
-                      + "; ".join(b.detail for b in found),
-            "by": None, "statementId": statement_id,
-        }, now=now)
+        record_breach(session, rule, statement_id=statement_id, now=now,
+                      reason=f"scan {predicate.scan_id} of scope {scope_id}: "
+                             + "; ".join(b.detail for b in found))
         breached.append(rule.id)
     return breached
