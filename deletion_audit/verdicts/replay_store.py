@@ -1,11 +1,14 @@
 """The replay's throwaway SQLite database, and the manifest's items loaded into it.
 
-The database is the project's schema (the models) with two changes that leave every query
+The database is the project's schema (the models) with changes that leave every query
 the same: ``manifest_items`` lives in a second database file ATTACHed to the first (SQLite
 resolves an unqualified table name in the attached databases when the main one has no
 such table), so a process of its own can load the items while the events are replayed;
-and the secondary index of ``deleted_items`` is built after the statements are recorded,
-one sort instead of a million random B-tree inserts.
+it is stored clustered by ``(manifest_id, digest)`` (``WITHOUT ROWID``: one B-tree, filled
+in file order, which is digest order, where the model's table has three) and a loader fills
+only the columns the verdict reads (kind, subject, source: not the ordinal, size or pdq,
+left NULL); and the secondary index of ``deleted_items`` is built after the statements are
+recorded, one sort instead of a million random B-tree inserts.
 
 The items come from the registered file, streamed. The import (evidence/manifests.py)
 checks every line, hashes each entry three times, builds the tree nodes and the filter; a
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, Table, create_engine, event
 from sqlalchemy.orm import Session
 
 from deletion_audit.core.manifest import ManifestError, ManifestReader, parse_header
@@ -58,6 +61,24 @@ _ITEMS = _table(ManifestItem)
 _DEFERRED = tuple(_table(DeletedItem).indexes)
 
 
+def _clustered_items() -> Table:
+    """``manifest_items`` for the replay: the model's columns (nullable beyond the key),
+    its unique ``(manifest_id, digest)`` as the primary key of a WITHOUT ROWID table."""
+    return Table(_ITEMS.name, MetaData(),
+                 *(Column(c.name, c.type, nullable=c.name not in ("manifest_id", "digest"))
+                   for c in _ITEMS.columns),
+                 PrimaryKeyConstraint("manifest_id", "digest"), sqlite_with_rowid=False)
+
+
+_REPLAY_ITEMS = _clustered_items()
+# What the verdict reads of an item (verdicts/queries.py): its manifest, digest, kind,
+# subject and source.
+_LOADED_COLUMNS = ("manifest_id", "digest", "kind", "subject", "source")
+_INSERT_LOADED = (f"INSERT INTO {_ITEMS.name} ({', '.join(_LOADED_COLUMNS)}) "  # noqa: S608 - fixed names
+                  f"VALUES ({', '.join('?' * len(_LOADED_COLUMNS))})")
+LoadedRow = tuple[int, bytes, int, bytes | None, str | None]
+
+
 class ManifestFileError(ValueError):
     """The manifest file is not the one the log registered, or not a manifest at all."""
 
@@ -85,7 +106,7 @@ def _items_engine(path: Path, *extra: str) -> Engine:
 def create_items_database(path: Path) -> None:
     """An empty items database at ``path``, for a replay to attach and a loader to fill."""
     items_engine = _items_engine(path)
-    _ITEMS.create(items_engine)
+    _REPLAY_ITEMS.create(items_engine)
     items_engine.dispose()
 
 
@@ -189,29 +210,31 @@ def load_read_items(reader: ManifestReader, *, items: Path, manifest_id: int) ->
     database whenever it starts, and a write transaction held across the whole file would
     lock it out once the pages spill to disk. The replay reads the rows only after this
     returns (or the rows do not count: an error is all it gets)."""
-    # Every insert appends (ordinals and digests both ascend): a small page cache does, and
-    # this process runs beside the replay's, whose memory it adds to.
+    # Every insert appends (digests ascend): a small page cache does, and this process runs
+    # beside the replay's, whose memory it adds to.
     engine = _items_engine(items, "PRAGMA cache_size=-65536")
     kinds = _KINDS
-    rows: list[bulk.ItemRow] = []
+    rows: list[LoadedRow] = []
     try:
-        with Session(engine) as session:
-            for ordinal, (groups, _leaf) in enumerate(reader.raw_records()):
-                digest, kind, pdq, size, source, subject = groups
-                rows.append((
-                    manifest_id, ordinal, unhexlify(digest), kinds[kind], int(size),
-                    None if subject is None else unhexlify(subject),
-                    None if source is None else source.decode("ascii"),
-                    None if pdq is None else unhexlify(pdq),
-                ))
-                if len(rows) >= BATCH:
-                    with session.begin():
-                        bulk.insert_items(session, rows)
-                    rows = []
-            with session.begin():
-                bulk.insert_items(session, rows)
+        with engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            for found in reader.field_batches():
+                rows += [(manifest_id, unhexlify(digest), kinds[kind],
+                          unhexlify(subject) if subject else None,
+                          source.decode("ascii") if source else None)
+                         for digest, kind, _pdq, _size, source, subject in found]
+                while len(rows) >= BATCH:
+                    _insert_loaded(driver, rows[:BATCH])
+                    del rows[:BATCH]
+            _insert_loaded(driver, rows)
     finally:
         engine.dispose()
+
+
+def _insert_loaded(conn: Any, rows: list[LoadedRow]) -> None:
+    """One batch of item rows, in a transaction of its own (see :func:`load_read_items`)."""
+    with conn:
+        conn.executemany(_INSERT_LOADED, rows)
 
 
 def _load_in_child(path: Path, items: Path, manifest_id: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@ database, every way it can be the wrong file named with its line."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from deletion_audit.core import manifest as mf
-from deletion_audit.evidence import bulk
 from deletion_audit.models import ManifestItem
+from deletion_audit.models.manifests import KIND_NAMES
+from deletion_audit.verdicts import replay_store
 from deletion_audit.verdicts.replay_store import (
     ItemsLoad,
     ItemsLoaded,
@@ -123,16 +125,18 @@ class TestItemsLoadedByTheCaller:
             with Session(engine) as session, session.begin():
                 got = ItemsLoaded(items, 7, wait).result(session, path, 7)
                 rows = session.execute(
-                    select(ManifestItem.ordinal, ManifestItem.digest)
-                    .where(ManifestItem.manifest_id == 7).order_by(ManifestItem.ordinal)
+                    select(ManifestItem.digest, ManifestItem.kind, ManifestItem.subject,
+                           ManifestItem.source)
+                    .where(ManifestItem.manifest_id == 7).order_by(ManifestItem.digest)
                 ).all()
         finally:
             engine.dispose()
         assert (got, waited) == (loaded, [1])
         assert got.sha256 == summary.sha256
-        assert [r.ordinal for r in rows] == list(range(300))
-        assert [r.digest.hex() for r in rows] == [
-            e.digest for e in mf.read_manifest(path)]
+        # What the verdict reads of each item, in the file's order.
+        assert [(r.digest.hex(), KIND_NAMES[r.kind], r.subject.hex() if r.subject else None,
+                 r.source) for r in rows] == [
+            (e.digest, e.kind, e.subject, e.source) for e in mf.read_manifest(path)]
         assert not (directory / "items.sqlite3").exists()
 
     def test_the_items_of_another_manifest(
@@ -163,27 +167,28 @@ class TestItemsLoadedByTheCaller:
     ) -> None:
         """Regression: the loader held one write transaction over the whole file, and once
         its pages spilled to disk a replay starting beside it could not attach the
-        database ("database is locked"). A replay attaching during the second batch of 50
-        rows sees the first one committed."""
+        database ("database is locked"). A replay attaching before each batch of 50 rows
+        sees the ones before it committed."""
         path, _ = manifest
         monkeypatch.setattr("deletion_audit.verdicts.replay_store.BATCH", 50)
         items = tmp_path / "items.sqlite3"
         create_items_database(items)
         seen: list[int] = []
-        real_insert = bulk.insert_items
+        real_insert = replay_store._insert_loaded
 
-        def insert_then_attach(session: Session, rows: list[bulk.ItemRow]) -> None:
-            real_insert(session, rows)
+        def attach_then_insert(conn: sqlite3.Connection,
+                               rows: list[replay_store.LoadedRow]) -> None:
             if len(seen) < 2:
                 directory = tmp_path / f"replay-{len(seen)}"
                 directory.mkdir()
                 engine = replay_engine(directory, items)
-                with engine.connect() as conn:
-                    seen.append(conn.execute(select(func.count()).select_from(
+                with engine.connect() as attached:
+                    seen.append(attached.execute(select(func.count()).select_from(
                         ManifestItem)).scalar_one())
                 engine.dispose()
+            real_insert(conn, rows)
 
-        monkeypatch.setattr(bulk, "insert_items", insert_then_attach)
+        monkeypatch.setattr(replay_store, "_insert_loaded", attach_then_insert)
         with mf.read_manifest(path) as reader:
             load_read_items(reader, items=items, manifest_id=7)
         assert seen == [0, 50]
