@@ -9,8 +9,9 @@ writer thread's included) of each part:
   (``ingest.prepare``: the DSSE signature, the statement and predicate parsed);
 - the writer's side: the agent's status read fresh, the nonce recorded, ``ingest`` —
   once with one statement per transaction (each waited for before the next, as a lone
-  agent sends them), once with all of them queued at once (group commit: the writer takes
-  up to 32 per transaction).
+  agent sends them), once in waves of one statement from each of 16 agents queued at
+  once (group commit: the writer takes what waits, up to 32, in one transaction and
+  stores the deletion statements set-wise).
 
 Baseline in the same run: the same number of bare write transactions of the same database
 (one nonce row each), through the same ``Database``. Also printed: how long the verdict
@@ -55,7 +56,10 @@ from tests.support.agents import AgentClient, declare_scope, enroll
 from tests.support.log import make_log_env
 from tests.support.world import make_world
 
-WARM_UP = 100
+WARM_UP = 96
+# Agents sending at once, as in benchmarks.ingest: the writer stores their statements
+# set-wise (each agent's first in a batch).
+AGENTS = 16
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,13 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
     world = make_world(env)
     client = TestClient(create_app(env.ctx, run_jobs=False), base_url="http://testserver")
     scope = declare_scope(client, world)
-    agent = enroll(client, world, scope_ids=[int(str(scope["id"]))])
+    agents = [enroll(client, world, scope_ids=[int(str(scope["id"]))]) for _ in range(AGENTS)]
     ctx = env.ctx
     writer = StatementWriter(ctx.db)
-    total = WARM_UP + 2 * statements
-    requests = _requests(client, agent, scope, total, 0, None)
+    waves = -(-(WARM_UP + 2 * statements) // AGENTS)
+    chains = [_requests(client, agent, scope, waves, 0, None) for agent in agents]
+    # Wave k: each agent's k-th statement (an agent sends its next once answered).
+    requests = [chain[k] for k in range(waves) for chain in chains]
     profiler = cProfile.Profile() if profile is not None else None
 
     def check(r: _Request) -> _Checked:
@@ -136,7 +142,7 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
     for r in requests[:WARM_UP]:
         stored(queue(check(r))())
     one_by_one = requests[WARM_UP:WARM_UP + statements]
-    batched = requests[WARM_UP + statements:]
+    batched = requests[WARM_UP + statements:WARM_UP + 2 * statements]
     request_side: list[float] = []
     with _cpu(request_side, profiler):
         checked = [check(r) for r in one_by_one]
@@ -147,8 +153,9 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
     checked = [check(r) for r in batched]
     grouped: list[float] = []
     with _cpu(grouped, profiler):
-        for wait in [queue(c) for c in checked]:
-            stored(wait())
+        for start in range(0, len(checked), AGENTS):
+            for wait in [queue(c) for c in checked[start:start + AGENTS]]:
+                stored(wait())
     writer.close()
     verdict = _verdict_seconds(ctx, world.case_id)
     if profiler is not None and profile is not None:
@@ -169,6 +176,7 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
           f"(at most {1000 / (ms[0] + ms[2]):.0f}/s on one core)")
     print(f"  bare write transaction (baseline): {ms[3]:.2f} ms CPU; ratio "
           f"{(ms[0] + ms[1]) / ms[3]:.1f} one by one, {(ms[0] + ms[2]) / ms[3]:.1f} grouped")
+    total = len(requests)
     print(f"  the verdict job's run for this case afterwards ({total} statements, "
           f"{total * 10} deleted items): {verdict[0] * 1000:.0f} ms, of which computing the "
           f"report {verdict[1] * 1000:.0f} ms (on SQLite off the write lock)")

@@ -8,6 +8,12 @@ committed, so an answer always means stored, and a crash before the commit leave
 the batch written (nothing is half written: the jobs of a batch are all committed or none
 is).
 
+A job may also carry an ``item`` for the batch's ``bulk`` function, which does the work of
+several such jobs set-wise (one statement per table for the batch instead of a few per
+job) and answers :data:`PER_JOB` for an item it leaves to its job's own ``work``; those
+run after it in the same transaction. ``bulk`` runs only in the plain pass: if it raises,
+the batch is rolled back and run again with a savepoint per job and each job's ``work``.
+
 Why: on SQLite every write transaction takes the database's one write lock, and under many
 concurrent requests each transaction's own cost (``BEGIN IMMEDIATE``, the lock hand-over
 between threads, the commit's WAL write) dominated the statement it wrote; one transaction
@@ -34,6 +40,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+PER_JOB: Any = object()
+"""What ``bulk`` answers for an item it leaves to its job's own ``work``."""
+
 # Bounded so that one transaction (and the write lock) is never held for long, and one
 # failed commit answers a bounded number of requests with an error.
 MAX_BATCH = 32
@@ -44,6 +53,7 @@ IDLE_SECONDS = 5.0
 @dataclass
 class _Job(Generic[T]):
     work: Callable[[Session], T]
+    item: Any = None
     future: Future[T] = field(default_factory=Future)
 
 
@@ -55,27 +65,30 @@ class GroupCommit:
     ``prologue(session)`` runs once at the start of each batch's transaction (e.g. pruning
     rows that expired), ``epilogue(session, values)`` once at its end with what the jobs
     that succeeded returned (e.g. one row for what several jobs changed); if either raises,
-    the batch fails."""
+    the batch fails. ``bulk(session, items)`` answers, in the plain pass, the jobs
+    submitted with an item: a value for each, or :data:`PER_JOB` (see the module)."""
 
     def __init__(self, db: Database, *, writers: int = 1, max_batch: int = MAX_BATCH,
                  prologue: Callable[[Session], None] | None = None,
                  epilogue: Callable[[Session, list[Any]], None] | None = None,
+                 bulk: Callable[[Session, list[Any]], list[Any]] | None = None,
                  idle_seconds: float = IDLE_SECONDS) -> None:
         self._db = db
         self._writers = writers
         self._max_batch = max_batch
         self._prologue = prologue
         self._epilogue = epilogue
+        self._bulk = bulk
         self._idle = idle_seconds
         self._queue: queue.SimpleQueue[_Job[Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running = 0
         self._closed = False
 
-    def submit(self, work: Callable[[Session], T]) -> Future[T]:
-        """Queue ``work``; its future is resolved after the batch's commit (or with the
-        exception it raised, or the commit's)."""
-        job: _Job[T] = _Job(work)
+    def submit(self, work: Callable[[Session], T], item: Any = None) -> Future[T]:
+        """Queue ``work`` (and ``item``, for ``bulk``); its future is resolved after the
+        batch's commit (or with the exception it raised, or the commit's)."""
+        job: _Job[T] = _Job(work, item)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the writer is closed")
@@ -144,12 +157,16 @@ class GroupCommit:
         """One transaction for the batch. Without ``isolate`` (the usual case: no job
         raises) the jobs share it plainly; the first that raises rolls it back (_Isolate),
         and the batch is run again with ``isolate``: each job in a savepoint, so one that
-        raises is rolled back alone."""
+        raises is rolled back alone. ``bulk`` runs in the plain pass only."""
         results: list[tuple[_Job[Any], Any, Exception | None]] = []
         with self._db.write() as session:
             if self._prologue is not None:
                 self._prologue(session)
-            for job in batch:
+            done = {} if isolate else self._run_bulk(session, batch)
+            for i, job in enumerate(batch):
+                if i in done:
+                    results.append((job, done[i], None))
+                    continue
                 if not isolate:
                     try:
                         results.append((job, job.work(session), None))
@@ -164,6 +181,20 @@ class GroupCommit:
             if self._epilogue is not None:
                 self._epilogue(session, [value for _, value, error in results if error is None])
         return results
+
+    def _run_bulk(self, session: Session, batch: list[_Job[Any]]) -> dict[int, Any]:
+        """What ``bulk`` answered, by the job's place in the batch (not PER_JOB)."""
+        places = [i for i, job in enumerate(batch) if job.item is not None]
+        if self._bulk is None or not places:
+            return {}
+        try:
+            values = self._bulk(session, [batch[i].item for i in places])
+        except Exception:
+            raise _Isolate from None
+        if len(values) != len(places):
+            raise RuntimeError(f"bulk answered {len(values)} items of {len(places)}")
+        return {i: value for i, value in zip(places, values, strict=True)
+                if value is not PER_JOB}
 
 
 class _Isolate(Exception):

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from deletion_audit.db import Database
-from deletion_audit.group_commit import GroupCommit
+from deletion_audit.group_commit import PER_JOB, GroupCommit
 from deletion_audit.models import LogLeaf
 
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -182,3 +182,75 @@ class TestGroupCommit:
         writer.close()
         with pytest.raises(RuntimeError, match="closed"):
             writer.submit(_leaf)
+
+
+class TestBulk:
+    """Jobs submitted with an item are answered by the batch's ``bulk`` function in the
+    plain pass; the rest, and what it leaves (PER_JOB), run their own work after it in
+    the same transaction. If ``bulk`` raises, the batch is run again job by job."""
+
+    def _queued(self, writer: GroupCommit, jobs: list[tuple[Callable[[Session], bytes],
+                                                           object]]) -> list[Future[bytes]]:
+        release, started = threading.Event(), threading.Event()
+
+        def first(session: Session) -> bytes:
+            started.set()
+            release.wait(timeout=30)
+            return _leaf(session)
+
+        futures = [writer.submit(first)]
+        started.wait(timeout=30)
+        futures += [writer.submit(work, item) for work, item in jobs]
+        release.set()
+        return futures
+
+    def test_bulk_answers_its_items_and_the_other_jobs_run_after_it_in_its_transaction(
+        self, db: Database
+    ) -> None:
+        order: list[str] = []
+        batches: set[uuid.UUID] = set()
+
+        def bulk(session: Session, items: list[str]) -> list[object]:
+            batches.add(session.info.setdefault("batch", uuid.uuid4()))
+            keys = [secrets.token_bytes(32) for _ in items]
+            session.execute(insert(LogLeaf), [
+                {"leaf_hash": k, "data": b"x", "created_at": NOW} for k in keys])
+            order.append("bulk:" + ",".join(items))
+            return [PER_JOB if item == "alone" else key for item, key in zip(items, keys,
+                                                                             strict=True)]
+
+        def work(name: str) -> Callable[[Session], bytes]:
+            def run(session: Session) -> bytes:
+                batches.add(session.info.setdefault("batch", uuid.uuid4()))
+                order.append(name)
+                return _leaf(session)
+            return run
+
+        writer = GroupCommit(db, bulk=bulk)
+        futures = self._queued(writer, [(work("a"), "a"), (work("plain"), None),
+                                        (work("alone"), "alone"), (work("b"), "b")])
+        keys = [f.result(timeout=30) for f in futures]
+        assert order == ["bulk:a,alone,b", "plain", "alone"]
+        assert len(batches) == 1
+        assert _stored(db, keys) == 5
+
+    def test_a_bulk_that_raises_is_rolled_back_and_each_job_runs_alone(
+        self, db: Database
+    ) -> None:
+        written: list[bytes] = []
+
+        def bulk(session: Session, items: list[str]) -> list[object]:
+            written.extend(_leaf(session) for _ in items)
+            raise ValueError("a row of the set is refused")
+
+        def failing(session: Session) -> bytes:
+            written.append(_leaf(session))
+            raise ValueError("refused")
+
+        writer = GroupCommit(db, bulk=bulk)
+        futures = self._queued(writer, [(_leaf, "a"), (failing, "b"), (_leaf, "c")])
+        with pytest.raises(ValueError, match=r"^refused$"):
+            futures[2].result(timeout=30)
+        kept = [futures[i].result(timeout=30) for i in (0, 1, 3)]
+        assert _stored(db, kept) == 3
+        assert _stored(db, written) == 0

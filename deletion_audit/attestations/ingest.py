@@ -22,6 +22,7 @@ recorded refusal must be committed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -47,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from deletion_audit.cases import custody, retention
-from deletion_audit.cases.service import log_event
+from deletion_audit.cases.service import log_event, log_events
 from deletion_audit.core import dsse
 from deletion_audit.core.errors import FormatError, SignatureError
 from deletion_audit.core.keys import public_key_from_raw
@@ -72,7 +73,7 @@ from deletion_audit.models import (
     ScopeKind,
 )
 from deletion_audit.models.base import UtcDateTime
-from deletion_audit.verdicts.recording import record_statement
+from deletion_audit.verdicts.recording import record_deletions, record_statement
 
 # DESIGN: a decommissioned agent may flush its outbox for this long after revocation.
 DECOMMISSION_GRACE = timedelta(hours=24)
@@ -237,25 +238,41 @@ _KNOWN = union_all(
 # A scope id that is not a small decimal number names no scope (no row has id -1).
 _NO_SCOPE = -1
 _INSERT_ATTESTATION = insert(cast(Table, Attestation.__table__)).returning(_ATT.id)
+_INSERT_ATTESTATIONS = insert(cast(Table, Attestation.__table__)).returning(
+    _ATT.id, _ATT.statement_id)
 
 
-def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
+def _keys(parsed: _Parsed) -> tuple[list[int], int, int, int]:
+    """What a statement's lookup asks for: the seqs of its places in the chain (``seq``
+    and ``seq - 1``), as a range lo-hi (an empty range is lo > hi), and the scope id it
+    names."""
     seqs: list[int] = []
     if parsed.raw_seq is not None:
         seqs = [s for s in (parsed.raw_seq, parsed.raw_seq - 1) if s >= 0]
     lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
     ref = parsed.predicate.scope_id if parsed.predicate is not None else ""
     scope_id = int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 18 else _NO_SCOPE
+    return seqs, lo, hi, scope_id
+
+
+def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
+    seqs, lo, hi, scope_id = _keys(parsed)
     rows = session.connection().execute(_KNOWN, {"sid": parsed.sid, "agent_id": agent.id,
                                                  "lo": lo, "hi": hi,
                                                  "scope_id": scope_id}).all()
+    return _known(agent.id, parsed, seqs, rows)
+
+
+def _known(agent_id: int, parsed: _Parsed, seqs: list[int], rows: Sequence[Any]) -> _Known:
+    """The facts of :class:`_Known` from the rows of ``_KNOWN`` (or of the rows that
+    concern this statement in a batch's ``_read_known_many``)."""
     scope = next((_BoundScope(int(r.row), r.code, r.statement_id) for r in rows
                   if r.src == "scope"), None)
     accepted = next((_Accepted(r.statement_id, r.agent_id, r.seq, r.leaf_hash, r.received_at)
                      for r in rows if r.src == "accepted" and r.statement_id == parsed.sid),
                     None)
     holders = {int(r.seq): str(r.statement_id) for r in rows
-               if r.src == "accepted" and r.agent_id == agent.id and r.seq in seqs}
+               if r.src == "accepted" and r.agent_id == agent_id and r.seq in seqs}
     refused = None
     if accepted is None:
         # The first refusal recorded for this id is its answer.
@@ -265,7 +282,71 @@ def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
     for r in sorted((r for r in rows if r.src == "refused"), key=lambda r: int(r.row)):
         if r.seq in seqs and r.code != "fork" and r.seq not in holders:
             holders[r.seq] = r.statement_id
-    return _Known(agent.id, parsed.sid, accepted, refused, holders, scope)
+    return _Known(agent_id, parsed.sid, accepted, refused, holders, scope)
+
+
+# _KNOWN for several statements at once: an OR of one term a statement, which both
+# engines answer with one index search a term (SQLite plans a row-value IN list as a
+# scan). Built once per size (4, 8, 16 or 32 statements; the unused terms name agent -1,
+# which no row has): the same text each time lets SQLite's statement cache and
+# PostgreSQL's prepared statements skip parsing and planning, and nothing is compiled
+# per batch.
+_KNOWN_SIZES = (4, 8, 16, 32)
+
+
+def _known_many_statement(size: int) -> Any:
+    def p(name: str, k: int) -> Any:
+        return bindparam(f"{name}_{k}")
+
+    accepted = or_(*(or_(_ATT.statement_id == p("sid", k),
+                         and_(_ATT.agent_id == p("agent", k),
+                              _ATT.seq.between(p("lo", k), p("hi", k))))
+                     for k in range(size)))
+    refused = or_(*(and_(_REF.agent_id == p("agent", k),
+                         or_(_REF.statement_id == p("sid", k),
+                             and_(_REF.seq.between(p("lo", k), p("hi", k)),
+                                  _REF.code != "fork")))
+                    for k in range(size)))
+    bound = or_(*(and_(_BINDING.agent_id == p("agent", k), _BINDING.scope_id == p("scope", k))
+                  for k in range(size)))
+    return union_all(
+        select(literal("accepted").label("src"), _ATT.id.label("row"), _ATT.statement_id,
+               _ATT.agent_id, _ATT.seq, _ATT.leaf_hash, _ATT.received_at,
+               type_coerce(null(), String).label("code"), type_coerce(null(), Integer)
+               .label("status"), type_coerce(null(), JSON).label("body")).where(accepted),
+        select(literal("refused"), _REF.id, _REF.statement_id, _REF.agent_id, _REF.seq,
+               type_coerce(null(), LargeBinary), type_coerce(null(), UtcDateTime()), _REF.code,
+               _REF.status, _REF.body).where(refused),
+        select(literal("scope"), _SCOPE.id, _SCOPE.spec_digest, _BINDING.agent_id,
+               type_coerce(null(), Integer), type_coerce(null(), LargeBinary),
+               type_coerce(null(), UtcDateTime()), _SCOPE.kind, type_coerce(null(), Integer),
+               type_coerce(null(), JSON))
+        .join(cast(Table, Binding.__table__), _BINDING.scope_id == _SCOPE.id)
+        .where(bound, _BINDING.unbound_at.is_(None)),
+    )
+
+
+_KNOWN_MANY = {size: _known_many_statement(size) for size in _KNOWN_SIZES}
+
+
+def _read_known_many(
+    session: Session, keys: Sequence[tuple[str, int, int, int, int]]
+) -> list[Any]:
+    """The rows of ``_KNOWN`` for statements of distinct agents, (sid, agent id, lo, hi,
+    scope id) each; a scope row carries the agent it is bound to in ``agent_id``."""
+    rows: list[Any] = []
+    top = _KNOWN_SIZES[-1]
+    for start in range(0, len(keys), top):
+        chunk = keys[start:start + top]
+        size = next(n for n in _KNOWN_SIZES if n >= len(chunk))
+        params: dict[str, Any] = {}
+        for k in range(size):
+            sid, agent_id, lo, hi, scope_id = chunk[k] if k < len(chunk) else ("", -1, 1, 0,
+                                                                                _NO_SCOPE)
+            params.update({f"sid_{k}": sid, f"agent_{k}": agent_id, f"lo_{k}": lo,
+                           f"hi_{k}": hi, f"scope_{k}": scope_id})
+        rows += session.connection().execute(_KNOWN_MANY[size], params).all()
+    return rows
 
 
 class AgentFacts(Protocol):
@@ -341,6 +422,90 @@ def ingest_prepared(
         return _refuse(session, agent, parsed, prepared, refusal, now)
     return _store(session, agent, parsed, parsed.predicate, scope, challenge, prepared, now,
                   mark=mark)
+
+
+def plain_deletion(prepared: Prepared) -> str | None:
+    """The statement id of a statement :func:`ingest_deletions` may take: an opened and
+    parsed deletion statement (None for anything else)."""
+    parsed = prepared.parsed
+    if prepared.error is None and parsed is not None and isinstance(parsed.predicate,
+                                                                    DeletionPredicate):
+        return parsed.sid
+    return None
+
+
+def ingest_deletions(
+    session: Session, statements: Sequence[tuple[AgentFacts, Prepared, datetime]]
+) -> list[Outcome | None]:
+    """Steps 2-6 for several deletion statements (:func:`plain_deletion`) of distinct
+    agents and distinct ids, at once, in the caller's transaction: one query reads what
+    the store holds about all of them, and each table gets one insert for all those
+    stored. Each is judged exactly as :func:`ingest_prepared` (``mark=False``) judges it;
+    one that this call does not store — an earlier outcome, a refusal — is answered None,
+    and nothing of it is written: the caller passes it to :func:`ingest_prepared`, which
+    gives (and records) its answer. With distinct agents and ids, no statement here bears
+    on another's judgment (chains are per agent)."""
+    keys: list[tuple[_Parsed, list[int], int]] = []
+    query: list[tuple[str, int, int, int, int]] = []
+    for agent, prepared, _ in statements:
+        parsed = prepared.parsed
+        assert parsed is not None  # noqa: S101 - plain_deletion
+        seqs, lo, hi, scope_id = _keys(parsed)
+        keys.append((parsed, seqs, scope_id))
+        query.append((parsed.sid, agent.id, lo, hi, scope_id))
+    rows = _read_known_many(session, query)
+    by_sid: dict[str, list[Any]] = {}
+    by_agent: dict[int, list[Any]] = {}
+    for r in rows:
+        by_agent.setdefault(r.agent_id, []).append(r)
+        if r.src == "accepted":
+            by_sid.setdefault(r.statement_id, []).append(r)
+    out: list[Outcome | None] = []
+    stored: list[tuple[int, AgentFacts, _Parsed, DeletionPredicate, _BoundScope, Prepared,
+                       datetime]] = []
+    for i, ((agent, prepared, now), (parsed, seqs, scope_id)) in enumerate(
+            zip(statements, keys, strict=True)):
+        out.append(None)
+        # The rows _KNOWN would have read for this statement alone.
+        mine = [r for r in by_agent.get(agent.id, ())
+                if (r.src == "scope" and int(r.row) == scope_id)
+                or (r.src != "scope" and (r.statement_id == parsed.sid or r.seq in seqs))]
+        mine += [r for r in by_sid.get(parsed.sid, ()) if r.agent_id != agent.id]
+        known = _known(agent.id, parsed, seqs, mine)
+        try:
+            if known.earlier_outcome() is not None:
+                continue
+            _check_fork(known, parsed)
+            _check_key_status(agent, parsed.predicate, now)
+            predicate = parsed.predicate
+            assert isinstance(predicate, DeletionPredicate)  # noqa: S101 - plain_deletion
+            scope, _ = _check_content(session, agent, known, predicate, now)
+        except (_Refuse, WrongAgent):
+            continue  # ingest_prepared answers (and records) it
+        stored.append((i, agent, parsed, predicate, scope, prepared, now))
+    if not stored:
+        return out
+    leaves = log_events(session, "attestation", [({
+        "caseId": agent.case_id, "agentId": agent.public_id, "statementId": parsed.sid,
+        "seq": predicate.seq, "prev": predicate.prev,
+        "predicateType": DELETION, "scopeId": scope.id, "scanId": None, "part": None,
+        "challengeId": None, "envelopeSha256": prepared.envelope_sha256,
+    }, now) for _, agent, parsed, predicate, scope, prepared, now in stored])
+    fields = [{
+        "statement_id": parsed.sid, "agent_id": agent.id, "case_id": agent.case_id,
+        "seq": predicate.seq, "prev": predicate.prev, "predicate_type": DELETION,
+        "scope_id": scope.id, "scan_id": None, "part": None, "challenge_id": None,
+        "envelope": prepared.envelope, "received_at": now, "leaf_hash": leaf,
+    } for (_, agent, parsed, predicate, scope, prepared, now), leaf in zip(
+        stored, leaves, strict=True)]
+    ids = {r.statement_id: r.id for r in session.connection().execute(
+        _INSERT_ATTESTATIONS, fields)}
+    rows_stored = [Attestation(id=ids[f["statement_id"]], **f) for f in fields]
+    record_deletions(session, [(row, predicate) for row, (_, _, _, predicate, *_) in zip(
+        rows_stored, stored, strict=True)])
+    for row, (i, agent, *_rest, now) in zip(rows_stored, stored, strict=True):
+        out[i] = Outcome(201, receipt(row), stored=(agent.case_id, now))
+    return out
 
 
 def _check_fork(known: _Known, parsed: _Parsed) -> None:

@@ -6,24 +6,40 @@ Per statement, the writer reads the agent's status as it is now (a revocation co
 before the batch began is judged at once), records the request's nonce, and ingests the
 statement (ingest.py) — all in the batch's transaction, so a statement is stored with its
 nonce, its log leaf and its item rows, or none of them; its answer is given after the
-commit. Per batch, the nonce table is pruned (at most once a second), and each case that
-got a statement is marked once for a new verdict (the verdict job recomputes a marked case
-once, however many marks it has).
+commit. The batch's deletion statements are done set-wise, each agent's first (under
+load an agent usually has one statement waiting: it waits for its answer before the
+next): one query for their agents' status and nonces, one for what the store holds about
+them, one insert per table for those stored. A statement not simply stored there (an
+earlier outcome, a refusal, a nonce that may have been used), an agent's later statements
+and any other statement take the path of one statement, after them in the same
+transaction, in the order queued. Per batch, the nonce table is pruned (at most once a
+second), and each case that got a statement is marked once for a new verdict (the verdict
+job recomputes a marked case once, however many marks it has).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from deletion_audit.attestations import ingest
 from deletion_audit.db import Database
-from deletion_audit.group_commit import GroupCommit
-from deletion_audit.hosts.signatures import AgentKey, load_agent_key, prune_nonces, signed_by
+from deletion_audit.group_commit import PER_JOB, GroupCommit
+from deletion_audit.hosts.signatures import (
+    AgentKey,
+    load_agent_key,
+    prune_nonces,
+    record_nonces,
+    signed_by,
+    signed_by_many,
+)
 from deletion_audit.verdicts.recording import mark_changed
 
 # Bounds the cache of agents' keys (a case has hundreds of agents, an installation a few
@@ -38,13 +54,17 @@ PRUNE_SECONDS = 1.0
 
 
 class StatementWriter:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, writers: int | None = None) -> None:
+        """``writers``: writer threads (by default one on SQLite, POSTGRES_WRITERS on
+        PostgreSQL)."""
         self._db = db
         self._keys: dict[str, AgentKey] = {}
         self._lock = threading.Lock()
-        writers = POSTGRES_WRITERS if db.dialect == "postgresql" else 1
+        if writers is None:
+            writers = POSTGRES_WRITERS if db.dialect == "postgresql" else 1
         self._pruned_at = float("-inf")
-        self._commit = GroupCommit(db, writers=writers, prologue=self._prune, epilogue=_mark)
+        self._commit = GroupCommit(db, writers=writers, prologue=self._prune, epilogue=_mark,
+                                   bulk=_ingest_many)
 
     def cached_key(self, public_id: str) -> AgentKey | None:
         return self._keys.get(public_id)
@@ -71,7 +91,7 @@ class StatementWriter:
             return ingest.ingest_prepared(session, agent=who, prepared=prepared, now=now,
                                           mark=False)
 
-        return self._commit.submit(work)
+        return self._commit.submit(work, _Queued(agent, nonce, prepared, now, transport_now))
 
     def close(self) -> None:
         self._commit.close()
@@ -82,6 +102,45 @@ class StatementWriter:
         if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
             prune_nonces(session, datetime.now(UTC))
             self._pruned_at = time.monotonic()
+
+
+@dataclass(frozen=True)
+class _Queued:
+    agent: AgentKey
+    nonce: str
+    prepared: ingest.Prepared
+    now: datetime
+    transport_now: datetime
+
+
+def _ingest_many(session: Session, queued: list[_Queued]) -> list[Any]:
+    """The batch's deletion statements that are each their agent's first in the batch (and
+    whose id is once in it) at once; PER_JOB for the others, which run after them in the
+    order queued (an agent's later statements after its first), and for what this does not
+    store."""
+    sids = [ingest.plain_deletion(q.prepared) for q in queued]
+    ids = Counter(sid for sid in sids if sid is not None)
+    first: set[int] = set()
+    places = []
+    for i, (q, sid) in enumerate(zip(queued, sids, strict=True)):
+        if q.agent.id not in first:
+            first.add(q.agent.id)
+            if sid is not None and ids[sid] == 1:
+                places.append(i)
+    out: list[Any] = [PER_JOB] * len(queued)
+    if len(places) < 2:
+        return out  # one statement: the path of one is as cheap
+    signed = signed_by_many(session, [(queued[i].agent, queued[i].nonce) for i in places])
+    ready = [(i, who) for i, who in zip(places, signed, strict=True) if who is not None]
+    outcomes = ingest.ingest_deletions(
+        session, [(who, queued[i].prepared, queued[i].now) for i, who in ready])
+    kept = []
+    for (i, _), outcome in zip(ready, outcomes, strict=True):
+        if outcome is not None:
+            out[i] = outcome
+            kept.append((queued[i].agent.id, queued[i].nonce, queued[i].transport_now))
+    record_nonces(session, kept)
+    return out
 
 
 def _mark(session: Session, outcomes: list[ingest.Outcome]) -> None:

@@ -11,6 +11,7 @@ agent's nonces; the table is shared by every instance and pruned as it goes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
@@ -286,6 +287,54 @@ def signed_by(session: Session, agent: AgentKey, nonce: str, now: datetime) -> S
                     party_id=agent.party_id, key_id=agent.key_id, public_key=agent.public_key,
                     status=AgentStatus(found.status), revoked_at=found.revoked_at,
                     compromised_since=found.compromised_since, nonce=nonce)
+
+
+# A batch's agents at once; ``used`` says one of the batch's nonces is already this agent's
+# (the one request it sends in the batch then takes signed_by's single path, which says).
+_AGENTS_NOW = select(
+    _AGENTS.id, _AGENTS.public_key, _AGENTS.status, _AGENTS.revoked_at,
+    _AGENTS.compromised_since,
+    exists().where(_NONCES.c.agent_id == _AGENTS.id,
+                   _NONCES.c.nonce.in_(bindparam("nonces", expanding=True))).label("used"),
+).where(_AGENTS.id.in_(bindparam("ids", expanding=True)))
+
+
+def signed_by_many(
+    session: Session, requests: Sequence[tuple[AgentKey, str]]
+) -> list[SignedBy | None]:
+    """:func:`signed_by` for several requests of distinct agents, in one query: each
+    agent's status as it is now in the caller's write transaction, for a request whose
+    signature verified — without recording the nonces (:func:`record_nonces`, once the
+    caller knows which it keeps). None for a request that takes :func:`signed_by` itself,
+    which answers it: an agent no longer there, or a nonce that may have been used."""
+    if not requests:
+        return []
+    found = {row.id: row for row in session.connection().execute(_AGENTS_NOW, {
+        "ids": [agent.id for agent, _ in requests],
+        "nonces": [nonce for _, nonce in requests]})}
+    out: list[SignedBy | None] = []
+    for agent, nonce in requests:
+        row = found.get(agent.id)
+        if row is None or row.public_key != agent.public_key or row.used:
+            out.append(None)
+            continue
+        out.append(SignedBy(id=agent.id, public_id=agent.public_id, case_id=agent.case_id,
+                            party_id=agent.party_id, key_id=agent.key_id,
+                            public_key=agent.public_key, status=AgentStatus(row.status),
+                            revoked_at=row.revoked_at,
+                            compromised_since=row.compromised_since, nonce=nonce))
+    return out
+
+
+def record_nonces(session: Session, used: Sequence[tuple[int, str, datetime]]) -> None:
+    """Record requests' nonces (agent id, nonce, the request's arrival on the transport
+    clock) in one statement; an IntegrityError if
+    one is already there (a request raced itself: the caller runs its requests again one
+    by one, and :func:`signed_by` answers the replay)."""
+    if used:
+        session.connection().execute(_INSERT_NONCE, [
+            {"agent_id": agent_id, "nonce": nonce, "created_at": at}
+            for agent_id, nonce, at in used])
 
 
 def prune_nonces(session: Session, now: datetime) -> None:

@@ -65,10 +65,35 @@ def append_event(
     return AppendedEvent(event_id=event_id, leaf_hash=leaf_hash)
 
 
+def append_events(
+    session: Session, *, event_type: str, events: Sequence[tuple[Mapping[str, Any], datetime]]
+) -> list[bytes]:
+    """Store several events of one type, each with its time, and their leaves in the
+    caller's transaction, in this order, in two statements (one for the leaves, one for
+    the events); their leaf hashes. A public type's events (which can repeat byte for
+    byte: :func:`append_event` refuses a repeat) are appended one by one."""
+    encoded = [encode_leaf(event_type, event) for event, _ in events]
+    if any(enc.salt is None for enc in encoded):
+        return [append_event(session, event_type=event_type, event=event, now=at).leaf_hash
+                for event, at in events]
+    hashes = [merkle.leaf_hash(enc.data) for enc in encoded]
+    if not hashes:
+        return hashes
+    conn = session.connection()
+    conn.execute(_INSERT_LEAF, [
+        {"leaf_hash": h, "data": enc.data, "created_at": at}
+        for h, enc, (_, at) in zip(hashes, encoded, events, strict=True)])
+    conn.execute(_INSERT_EVENTS, [
+        {"type": event_type, "body": dict(event), "salt": enc.salt, "leaf_hash": h,
+         "created_at": at} for (event, at), enc, h in zip(events, encoded, hashes, strict=True)])
+    return hashes
+
+
 # Built once: constructing a statement costs more than executing it on this path.
 _EVENTS = cast(Table, Event.__table__)
 _INSERT_LEAF = insert(cast(Table, LogLeaf.__table__))
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 def append_leaves(session: Session, leaves: Sequence[bytes], *, now: datetime) -> None:

@@ -125,6 +125,29 @@ def record_deletion(
         (ids[0], d, ids[1], ids[2]) for d in digests])
 
 
+def record_deletions(
+    session: Session, deletions: Sequence[tuple[Attestation, DeletionPredicate]]
+) -> None:
+    """:func:`record_deletion` for several statements at once: one insert of their records
+    and one of all their items."""
+    if not deletions:
+        return
+    records: list[dict[str, Any]] = []
+    items: list[tuple[int, bytes, int, int]] = []
+    for attestation, predicate in deletions:
+        assert attestation.scope_id is not None  # noqa: S101 - ingest binds every statement
+        digests = _digests(predicate.deleted_digests)
+        records.append({
+            "attestation_id": attestation.id, "case_id": attestation.case_id,
+            "scope_id": attestation.scope_id, "agent_id": attestation.agent_id,
+            "grade": predicate.grade, "count": len(digests),
+            "deleted_at": predicate.deleted_at})
+        ids = (attestation.id, attestation.case_id, attestation.scope_id)
+        items.extend((ids[0], d, ids[1], ids[2]) for d in digests)
+    session.connection().execute(_INSERT_DELETION_RECORD, records)
+    bulk.insert_rows(session, _table(DeletedItem).name, _DELETED_COLUMNS, items)
+
+
 def mark_changed(session: Session, *, case_id: int, now: datetime) -> None:
     """Ask for a new verdict of ``case_id``: an append, never an update, and never skipped
     because a mark is waiting — the job deletes exactly the marks it read, so a mark

@@ -6,24 +6,33 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from deletion_audit.attestations import ingest
 from deletion_audit.attestations.writer import StatementWriter
+from deletion_audit.core.leaves import encode_leaf
+from deletion_audit.hosts.errors import Replayed
 from deletion_audit.models import (
+    Agent,
     Attestation,
     DeletedItem,
+    DeletionRecord,
+    Event,
+    LogLeaf,
     Refusal,
     RequestNonce,
     VerdictMark,
 )
 from tests.conftest import T0
-from tests.support.agents import AgentClient, declare_scope, enroll
+from tests.support.agents import AgentClient, Signed, declare_scope, enroll
 from tests.support.log import LogEnv
 from tests.support.world import World
 
@@ -137,3 +146,175 @@ class TestScopeReference:
         assert r.json()["code"] == "unbound_scope"
         assert (_count(env, Attestation), _count(env, Refusal)) == (0, 1)
 
+
+
+def _revoke(client: TestClient, world: World, agent: AgentClient, **body: Any) -> None:
+    r = client.post(f"{world.url}/agents/{agent.agent_id}/revoke",
+                    headers=world.prosecutor.headers, json={"reason": "测试", **body})
+    assert r.status_code == 200, r.text
+
+
+def _in_one_batch(
+    writer: StatementWriter, statements: list[tuple[AgentClient, Signed, str]]
+) -> list[ingest.Outcome | Exception]:
+    """Queue the statements while the writer (of one thread) is held by a first job, so
+    that they make its next batch (one transaction, set-wise where the writer can); their
+    answers."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(_session: Session) -> ingest.Outcome:
+        started.set()
+        release.wait(timeout=30)
+        return ingest.Outcome(200, {})
+
+    held = writer._commit.submit(hold)
+    assert started.wait(timeout=30)
+    futures = []
+    for agent, signed, nonce in statements:
+        key = writer.load_key(agent.agent_id)
+        futures.append(writer.submit(key, nonce=nonce,
+                                     prepared=ingest.prepare(key.public_key, signed.envelope),
+                                     now=T0, transport_now=datetime.now(UTC)))
+    release.set()
+    held.result(timeout=60)
+    answers: list[ingest.Outcome | Exception] = []
+    for future in futures:
+        try:
+            answers.append(future.result(timeout=60))
+        except Exception as exc:  # the request's refusal, as the endpoint would raise it
+            answers.append(exc)
+    return answers
+
+
+def _nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class TestSetWise:
+    """A batch's deletion statements are judged and stored set-wise (one query and one
+    insert per table for all): each gets the answer, and leaves the rows, that it gets
+    alone — refusals, repeats and replays included, which take the path of one statement
+    in the same transaction."""
+
+    def test_each_statement_of_a_mixed_batch_gets_its_answer_of_one_by_one(
+        self, client: TestClient, world: World, scope: dict[str, Any], env: LogEnv
+    ) -> None:
+        a, b, c, d, e, f, g, h = (enroll(client, world, scope_ids=[scope["id"]])
+                                  for _ in range(8))
+        earlier = {}
+        for agent in (b, c, e, f, h):
+            signed = agent.sign_statement(agent.deletion(seq=0, prev=None, scope=scope,
+                                                         deleted_at=BEFORE))
+            f_nonce = _nonce()
+            r = agent.submit(signed, nonce=f_nonce)
+            assert r.status_code == 201, r.text
+            earlier[agent.agent_id] = (signed, r.json(), f_nonce)
+        _revoke(client, world, e, kind="decommissioned")
+        before = (_count(env, Attestation), _count(env, Refusal), _count(env, RequestNonce))
+
+        fresh = a.sign_statement(a.deletion(seq=0, prev=None, scope=scope, deleted_at=BEFORE,
+                                            digests=["a" * 64, "b" * 64]))
+        repeat = earlier[b.agent_id][0]
+        fork = c.sign_statement(c.deletion(seq=0, prev=None, scope=scope, deleted_at=BEFORE,
+                                           digests=["c" * 64]))
+        unbound = d.sign_statement(d.deletion(seq=0, prev=None, scope={**scope, "id": "999999"},
+                                              deleted_at=BEFORE))
+        after_revocation = e.sign_statement(e.deletion(
+            seq=1, prev=earlier[e.agent_id][0].statement_id, scope=scope,
+            deleted_at=T0 + timedelta(minutes=5)))
+        replayed = f.sign_statement(f.deletion(seq=1, prev=earlier[f.agent_id][0].statement_id,
+                                               scope=scope, deleted_at=BEFORE))
+        g0 = g.sign_statement(g.deletion(seq=0, prev=None, scope=scope, deleted_at=BEFORE))
+        g1 = g.sign_statement(g.deletion(seq=1, prev=g0.statement_id, scope=scope,
+                                         deleted_at=BEFORE))
+        wrong_prev = h.sign_statement(h.deletion(seq=1, prev="e" * 64, scope=scope,
+                                                 deleted_at=BEFORE))
+        writer = StatementWriter(env.db, writers=1)
+        answers = _in_one_batch(writer, [
+            (a, fresh, _nonce()), (b, repeat, _nonce()), (c, fork, _nonce()),
+            (d, unbound, _nonce()), (e, after_revocation, _nonce()),
+            (f, replayed, earlier[f.agent_id][2]), (g, g0, _nonce()), (g, g1, _nonce()),
+            (h, wrong_prev, _nonce())])
+        writer.close()
+
+        def outcome(i: int) -> ingest.Outcome:
+            out = answers[i]
+            assert isinstance(out, ingest.Outcome), out
+            return out
+
+        def answer(i: int) -> tuple[int, str | None]:
+            return outcome(i).status, outcome(i).body.get("code")
+
+        assert answer(0) == (201, None)
+        assert outcome(0).body["statement_id"] == fresh.statement_id
+        assert answer(1) == (201, None)
+        assert outcome(1).body == earlier[b.agent_id][1]
+        assert answer(2) == (409, "fork")
+        assert answer(3) == (422, "unbound_scope")
+        assert answer(4) == (403, "revoked")
+        assert isinstance(answers[5], Replayed)
+        assert [answer(6), answer(7)] == [(201, None), (201, None)]
+        assert answer(8) == (409, "fork")
+        # Stored: a's, g's two; refused and recorded: c's, d's, e's, h's; the replay leaves
+        # nothing, and every other request's nonce is kept.
+        assert (_count(env, Attestation), _count(env, Refusal),
+                _count(env, RequestNonce)) == (before[0] + 3, before[1] + 4, before[2] + 8)
+        with env.db.read() as s:
+            items = s.execute(select(DeletedItem.digest).join(
+                Attestation, Attestation.id == DeletedItem.attestation_id)
+                .where(Attestation.statement_id == fresh.statement_id)).scalars().all()
+            chain = s.execute(select(Attestation.seq, Attestation.prev).join(
+                Agent, Agent.id == Attestation.agent_id).where(Agent.public_id == g.agent_id)
+                .order_by(Attestation.seq)).all()
+        assert sorted(items) == [bytes.fromhex("a" * 64), bytes.fromhex("b" * 64)]
+        assert [tuple(r) for r in chain] == [(0, None), (1, g0.statement_id)]
+
+    def test_a_statement_stored_set_wise_is_logged_and_stored_as_one_stored_alone(
+        self, client: TestClient, world: World, scope: dict[str, Any], env: LogEnv
+    ) -> None:
+        agents = [enroll(client, world, scope_ids=[scope["id"]]) for _ in range(3)]
+        alone = agents[0].sign_statement(agents[0].deletion(seq=0, prev=None, scope=scope,
+                                                            deleted_at=BEFORE))
+        writer = StatementWriter(env.db, writers=1)
+        [first] = _in_one_batch(writer, [(agents[0], alone, _nonce())])
+        together = [agent.sign_statement(agent.deletion(seq=0, prev=None, scope=scope,
+                                                        deleted_at=BEFORE))
+                    for agent in agents[1:]]
+        run: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            run.append(statement.split("(")[0].strip())
+
+        sa_event.listen(env.db.engine, "before_cursor_execute", seen)
+        try:
+            answers = _in_one_batch(writer, [(agent, signed, _nonce())
+                                             for agent, signed in zip(agents[1:], together,
+                                                                      strict=True)])
+        finally:
+            sa_event.remove(env.db.engine, "before_cursor_execute", seen)
+        writer.close()
+        # Set-wise: one insert a table for both statements (one by one: one each).
+        assert run.count("INSERT INTO attestations") == 1
+        assert all(isinstance(o, ingest.Outcome) and o.status == 201
+                   for o in [first, *answers])
+        with env.db.read() as s:
+            rows = {row.statement_id: row for row in s.execute(select(Attestation)).scalars()}
+            events = {e.body["statementId"]: e for e in s.execute(
+                select(Event).where(Event.type == "attestation")).scalars()}
+            leaves = {leaf.leaf_hash: leaf.data for leaf in s.execute(select(LogLeaf)).scalars()}
+            records = s.execute(select(DeletionRecord.attestation_id, DeletionRecord.count,
+                                       DeletionRecord.grade)).all()
+        shapes = set()
+        for signed, outcome in zip([alone, *together], [first, *answers], strict=True):
+            assert isinstance(outcome, ingest.Outcome)
+            row, event = rows[signed.statement_id], events[signed.statement_id]
+            assert outcome.body == ingest.receipt(row)
+            assert row.envelope == signed.envelope
+            assert event.leaf_hash == row.leaf_hash
+            # The leaf commits to the logged event with its salt, as for any restricted one.
+            assert leaves[row.leaf_hash] == encode_leaf("attestation", event.body,
+                                                        salt=event.salt).data
+            shapes.add((tuple(sorted(event.body)), row.scope_id, row.predicate_type,
+                        row.received_at))
+        assert len(shapes) == 1
+        assert sorted((count, grade) for _, count, grade in records) == [(1, "logical")] * 3
