@@ -99,6 +99,9 @@ class Checker:
         self.service_key: Ed25519PublicKey | None = None
         self._manifest_pass: ManifestPass | None = None
         self.manifest_items: ItemsLoaded | None = None
+        self.verified: set[tuple[str, bytes]] = set()
+        """(SHA-256, raw public key) of each envelope whose signature verified with the key
+        its event's signer registered: the replay need not verify those bytes again."""
 
     # -- the log ---------------------------------------------------------------------
 
@@ -331,7 +334,10 @@ class Checker:
                                  "has no live key logged before it")
                 continue  # a refusal is no evidence; its signer may be unknown
             signed = self._statement(data, [key.public], path, "envelope", parse=False)
-            if signed is not None and signed[0] != event.body.get("statementId"):
+            if signed is None:
+                continue
+            self.verified.add((sha, raw_public(key.public)))
+            if signed[0] != event.body.get("statementId"):
                 self.problem("envelope", f"{path}: its statement id is not the logged one")
         self.counts["envelopes"] = len(self.envelope_paths)
 
@@ -561,7 +567,8 @@ class Checker:
                                                               self.envelope_paths),
                               manifest_path=self.manifest_path,
                               as_of_size=int(signed["asOfLogSize"]),
-                              workdir=workdir / "replay", items=self.manifest_items)
+                              workdir=workdir / "replay", items=self.manifest_items,
+                              verified=frozenset(self.verified))
         except (CoreError, ValueError, KeyError, LookupError) as exc:
             self.problem("verdict_mismatch", f"the verdict cannot be re-derived from the "
                          f"bundle's contents: {exc}")

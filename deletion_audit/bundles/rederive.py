@@ -9,7 +9,7 @@ that the re-derivation could not run (a court bundle then cannot be fully verifi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -76,9 +76,11 @@ def events_of_case(session: Session, case_id: int) -> list[CaseEvent]:
 def rederive(
     events: Sequence[CaseEvent], *, envelopes: Mapping[str, bytes], manifest_path: Path | None,
     as_of_size: int, workdir: Path, items: object = None,
+    verified: Collection[tuple[str, bytes]] = frozenset(),
 ) -> dict[str, Any] | None:
     """The verdict predicate re-derived from ``events``; None while no replay is installed.
-    ``items``: the manifest's items, loaded by the caller (the replay's ``ItemsLoaded``)."""
+    ``items``: the manifest's items, loaded by the caller (the replay's ``ItemsLoaded``);
+    ``verified``: (envelope SHA-256, raw public key) pairs the caller verified."""
     module = _replay()
     if module is None:
         return None
@@ -87,7 +89,9 @@ def rederive(
     wanted = getattr(module, "REPLAYED_TYPES", None)
     replay_events = [module.ReplayEvent(index=e.index, type=e.type, body=e.body)
                      for e in events if wanted is None or e.type in wanted]
-    extra = {"items": items} if items is not None else {}
+    extra: dict[str, object] = {"items": items} if items is not None else {}
+    if verified:
+        extra["verified"] = verified
     result: dict[str, Any] = module.replay_verdict(
         replay_events, envelopes=envelopes, manifest_path=manifest_path,
         as_of_size=as_of_size, workdir=workdir, **extra)

@@ -58,19 +58,23 @@ def _table(model: Any) -> Table:
 
 
 _ITEMS = _table(ManifestItem)
+DELETED = _table(DeletedItem).name
 _DEFERRED = tuple(_table(DeletedItem).indexes)
 
 
-def _clustered_items() -> Table:
-    """``manifest_items`` for the replay: the model's columns (nullable beyond the key),
-    its unique ``(manifest_id, digest)`` as the primary key of a WITHOUT ROWID table."""
-    return Table(_ITEMS.name, MetaData(),
-                 *(Column(c.name, c.type, nullable=c.name not in ("manifest_id", "digest"))
-                   for c in _ITEMS.columns),
-                 PrimaryKeyConstraint("manifest_id", "digest"), sqlite_with_rowid=False)
+def _clustered(model: Table, key: tuple[str, str]) -> Table:
+    """``model``'s table for the replay: its columns (nullable beyond ``key``), ``key`` the
+    primary key of a WITHOUT ROWID table — one B-tree, where a rowid table with a composite
+    key has two (the rows, and the key's index) besides its other indexes."""
+    return Table(model.name, MetaData(),
+                 *(Column(c.name, c.type, nullable=c.name not in key) for c in model.columns),
+                 PrimaryKeyConstraint(*key), sqlite_with_rowid=False)
 
 
-_REPLAY_ITEMS = _clustered_items()
+_REPLAY_ITEMS = _clustered(_ITEMS, ("manifest_id", "digest"))
+# The deleted items, recorded a statement at a time with ascending ids and sorted digests:
+# every insert appends to the one B-tree.
+_REPLAY_DELETED = _clustered(_table(DeletedItem), ("attestation_id", "digest"))
 # What the verdict reads of an item (verdicts/queries.py): its manifest, digest, kind,
 # subject and source.
 _LOADED_COLUMNS = ("manifest_id", "digest", "kind", "subject", "source")
@@ -132,10 +136,9 @@ def replay_engine(directory: Path, items: Path | None = None) -> Engine:
         dbapi_conn.execute(f"ATTACH DATABASE ? AS {ITEMS_SCHEMA}", (str(items),))
 
     Base.metadata.create_all(engine, tables=[t for t in Base.metadata.sorted_tables
-                                             if t is not _ITEMS])
-    with engine.begin() as conn:
-        for index in _DEFERRED:
-            index.drop(conn)
+                                             if t is not _ITEMS and t.name != DELETED])
+    # Without its secondary index: create_deferred_indexes builds it after the statements.
+    _REPLAY_DELETED.create(engine)
     return engine
 
 

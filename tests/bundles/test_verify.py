@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deletion_audit.bundles import export, layout, manifest_check
 from deletion_audit.bundles.layout import Tier
 from deletion_audit.bundles.verify import Anchor, Exit
-from deletion_audit.core import keys
+from deletion_audit.core import dsse, keys
 from deletion_audit.core.b64 import b64decode, b64encode
 from deletion_audit.core.checkpoint import Checkpoint, parse_checkpoint_text, sign_checkpoint
 from deletion_audit.core.leaves import decode_leaf
@@ -197,6 +199,27 @@ class TestStatements:
             court, change=lambda n, d: None if n == envelope else d, resign=True))
         assert report.exit is Exit.FAILED
         assert "envelope" in codes(report)
+
+    def test_each_statement_signature_is_verified_once(
+            self, bundles: Bundles, court: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The bundle's own check verifies each envelope, and the replay does not verify the
+        same bytes with the same key again (regression: every envelope was verified twice,
+        about 1.5 s at 1,000,000 deleted items)."""
+        real_verify = dsse.verify
+        payloads: Counter[bytes] = Counter()
+
+        def counted(envelope: dsse.Envelope, *args: Any, **kwargs: Any) -> Any:
+            payloads[envelope.payload] += 1
+            return real_verify(envelope, *args, **kwargs)
+
+        monkeypatch.setattr(dsse, "verify", counted)
+        report = bundles.verify(court)
+        assert (report.exit, report.rederive_ran) == (Exit.VERIFIED, True)
+        with zipfile.ZipFile(court) as zf:
+            statements = [dsse.Envelope.from_json(zf.read(n)).payload for n in zf.namelist()
+                          if n.startswith(layout.ENVELOPES)]
+        assert len(statements) >= 2
+        assert [payloads[p] for p in statements] == [1] * len(statements)
 
 
 class TestKeys:

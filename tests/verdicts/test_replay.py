@@ -4,6 +4,7 @@ signed: real cases built over HTTP on both engines, replayed into a fresh SQLite
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from deletion_audit.core import dsse
+from deletion_audit.core import dsse, keys
+from deletion_audit.core.b64 import b64decode, b64encode
 from deletion_audit.core.statements import Statement, parse_statement
 from deletion_audit.evidence.export import write_manifest_file
 from deletion_audit.models import Attestation, PartyRole, Verdict
@@ -399,3 +401,55 @@ class TestTamperedEvidence:
         # replays the events below that size.
         replayed = logged.replay(as_of_size=size, version=9, as_of=logged.verdict.as_of)
         assert (replayed.predicate["version"], replayed.predicate["asOfLogSize"]) == (9, size)
+
+
+class TestSignaturesTheCallerVerified:
+    """``verified`` spares the replay a second check of the very bytes a bundle's verifier
+    checked with the very key; every other envelope is verified as always."""
+
+    @pytest.fixture
+    def logged(self, case: Case, tmp_path: Path) -> Logged:
+        case.delete(case.digests[:2])
+        case.scan(minutes=1)
+        return Logged(case, tmp_path)
+
+    @staticmethod
+    def _agent_key(logged: Logged) -> bytes:
+        [registration] = [e for e in logged.events if e.type == "key-registration"
+                          and e.body.get("subjectType") == "agent"]
+        return b64decode(str(registration.body["publicKey"]))
+
+    @staticmethod
+    def _forged(logged: Logged) -> tuple[list[ReplayEvent], dict[str, bytes], str, str]:
+        """The deletion's envelope with a signature its agent never made, named by its
+        event: (events, envelopes, the forged envelope's SHA-256, the genuine one's)."""
+        [deletion] = [e for e in logged.events if e.type == "attestation"
+                      and e.body.get("scanId") is None]
+        genuine = str(deletion.body["envelopeSha256"])
+        wire = json.loads(logged.envelopes[genuine])
+        wire["signatures"][0]["sig"] = b64encode(bytes(64))
+        forged = json.dumps(wire).encode()
+        sha = hashlib.sha256(forged).hexdigest()
+        events = [replace(e, body={**e.body, "envelopeSha256": sha}) if e is deletion else e
+                  for e in logged.events]
+        return events, {**logged.envelopes, sha: forged}, sha, genuine
+
+    def test_the_same_verdict_with_every_envelope_verified_by_the_caller(
+            self, logged: Logged) -> None:
+        key = self._agent_key(logged)
+        replayed = logged.replay(verified=frozenset((sha, key) for sha in logged.envelopes))
+        assert replayed.predicate == logged.signed
+
+    def test_a_forged_signature_is_refused(self, logged: Logged) -> None:
+        events, envelopes, _, _ = self._forged(logged)
+        with pytest.raises(ReplayError, match=r"\(attestation\): the envelope is not signed "
+                           r"by agent agt_\w+'s registered key"):
+            logged.replay(events, envelopes=envelopes)
+
+    def test_a_pair_for_other_bytes_or_another_key_does_not_spare_the_check(
+            self, logged: Logged) -> None:
+        events, envelopes, forged, genuine = self._forged(logged)
+        other = keys.raw_public(keys.generate().public_key())
+        for verified in ({(genuine, self._agent_key(logged))}, {(forged, other)}):
+            with pytest.raises(ReplayError, match="is not signed by agent"):
+                logged.replay(events, envelopes=envelopes, verified=frozenset(verified))
