@@ -16,7 +16,7 @@ import multiprocessing
 import zipfile
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,9 @@ class Pass:
     items: str | None = None
     """The items database to fill (made by ``create_items_database``), if any."""
     manifest_id: int | None = None
+    in_worker: bool = False
+    """Run in a worker process beside the replay's: the items' inserts then run in a
+    process of their own too (replay_store ``load_read_items(beside=True)``)."""
 
 
 def run_pass(job: Pass) -> Outcome:
@@ -81,7 +84,7 @@ def run_pass(job: Pass) -> Outcome:
                 with mf.read_manifest(member) as reader:
                     if job.items is not None and job.manifest_id is not None:
                         load_read_items(reader, items=Path(job.items),
-                                        manifest_id=job.manifest_id)
+                                        manifest_id=job.manifest_id, beside=job.in_worker)
                     else:
                         reader.read_all()
                     summary = reader.summary
@@ -115,7 +118,7 @@ class ManifestPass:
         # fork: the worker needs no re-import, and the verifier has no threads yet.
         self._pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("fork"))
-        self._future = self._pool.submit(run_pass, job)
+        self._future = self._pool.submit(run_pass, replace(job, in_worker=True))
 
     def outcome(self) -> Outcome:
         if self._outcome is not None:

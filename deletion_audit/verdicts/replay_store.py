@@ -20,20 +20,28 @@ entry expression (the one the import's reader uses). Bounded memory at any size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
 import subprocess
 import sys
 from binascii import unhexlify
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, Table, create_engine, event
 from sqlalchemy.orm import Session
 
-from deletion_audit.core.manifest import ManifestError, ManifestReader, parse_header
+from deletion_audit.core.manifest import (
+    BatchFields,
+    ManifestError,
+    ManifestReader,
+    parse_header,
+)
 from deletion_audit.core.manifest._format import BLOCK, ENTRY_LINE, MAX_LINE
 from deletion_audit.db import make_engine
 from deletion_audit.evidence import bulk
@@ -204,40 +212,137 @@ def load_items(session: Session, *, path: Path, manifest_id: int) -> LoadedManif
                           sha256=hasher.hexdigest())
 
 
-def load_read_items(reader: ManifestReader, *, items: Path, manifest_id: int) -> None:
+def load_read_items(reader: ManifestReader, *, items: Path, manifest_id: int,
+                    beside: bool = False) -> None:
     """Insert the entries ``reader`` yields as ``manifest_items`` rows of ``manifest_id`` in
     the items database at ``items``: the caller reads and checks the manifest (root, count,
     signature) on the same pass, and gets its summary from ``reader``.
+
+    ``beside``: the inserts run in a forked process of their own, sent one batch at a
+    time, while this one checks and hashes the lines that follow (a verify's worker on a
+    large manifest: SQLite's inserts are as much work as the checking, and the replay's
+    process leaves a core idle while it waits for both).
 
     Each batch is committed on its own: this runs beside a replay that attaches the
     database whenever it starts, and a write transaction held across the whole file would
     lock it out once the pages spill to disk. The replay reads the rows only after this
     returns (or the rows do not count: an error is all it gets)."""
-    # Every insert appends (digests ascend): a small page cache does, and this process runs
-    # beside the replay's, whose memory it adds to.
-    engine = _items_engine(items, "PRAGMA cache_size=-65536")
-    kinds = _KINDS
-    rows: list[LoadedRow] = []
-    try:
-        with engine.connect() as conn:
-            driver = conn.connection.driver_connection
-            for found in reader.field_batches():
-                rows += [(manifest_id, unhexlify(digest), kinds[kind],
-                          unhexlify(subject) if subject else None,
-                          source.decode("ascii") if source else None)
-                         for digest, kind, _pdq, _size, source, subject in found]
-                while len(rows) >= BATCH:
-                    _insert_loaded(driver, rows[:BATCH])
-                    del rows[:BATCH]
-            _insert_loaded(driver, rows)
-    finally:
-        engine.dispose()
+    with (_ForkedLoader(items, manifest_id) if beside else _Loader(items, manifest_id)) as load:
+        for found in reader.field_batches():
+            load(found)
 
 
 def _insert_loaded(conn: Any, rows: list[LoadedRow]) -> None:
     """One batch of item rows, in a transaction of its own (see :func:`load_read_items`)."""
     with conn:
         conn.executemany(_INSERT_LOADED, rows)
+
+
+class _Loader:
+    """Entries inserted as item rows here, a batch at a time, through one connection to the
+    items database."""
+
+    def __init__(self, items: Path, manifest_id: int) -> None:
+        # Every insert appends (digests ascend): a small page cache does, and this process
+        # runs beside the replay's, whose memory it adds to.
+        self._engine = _items_engine(items, "PRAGMA cache_size=-65536")
+        self._conn = self._engine.connect()
+        self._manifest_id = manifest_id
+        self._rows: list[LoadedRow] = []
+
+    def __enter__(self) -> _Loader:
+        return self
+
+    def __call__(self, found: list[BatchFields]) -> None:
+        kinds, manifest_id, rows = _KINDS, self._manifest_id, self._rows
+        rows += [(manifest_id, unhexlify(digest), kinds[kind],
+                  unhexlify(subject) if subject else None,
+                  source.decode("ascii") if source else None)
+                 for digest, kind, _pdq, _size, source, subject in found]
+        while len(rows) >= BATCH:
+            self._insert(rows[:BATCH])
+            del rows[:BATCH]
+
+    def _insert(self, rows: list[LoadedRow]) -> None:
+        _insert_loaded(self._conn.connection.driver_connection, rows)
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self._insert(self._rows)
+        finally:
+            self._conn.close()
+            self._engine.dispose()
+
+
+def _load_sent(items: Path, manifest_id: int, batches: Connection,
+               answer: Connection) -> None:
+    """A forked loader's work: insert the entries of each batch it receives until ``None``,
+    then answer ``None``, or why it failed."""
+    try:
+        with _Loader(items, manifest_id) as load:
+            while (found := batches.recv()) is not None:
+                load(found)
+    except Exception as exc:  # any failure is reported to the sender
+        answer.send(f"{type(exc).__name__}: {exc}")
+        return
+    answer.send(None)
+
+
+class _ForkedLoader:
+    """Entries sent, a batch at a time, to a forked process that inserts them
+    (:func:`_load_sent`); the pipe's buffer bounds what is in flight, so memory stays a
+    batch or two."""
+
+    def __init__(self, items: Path, manifest_id: int) -> None:
+        # fork: the child needs no re-import, and the verifier's worker has no threads.
+        context = multiprocessing.get_context("fork")
+        receive, self._batches = context.Pipe(duplex=False)
+        self._answer, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_load_sent,
+                                        args=(items, manifest_id, receive, send),
+                                        daemon=True)
+        self._process.start()
+        receive.close()
+        send.close()
+
+    def __enter__(self) -> _ForkedLoader:
+        return self
+
+    def __call__(self, found: list[BatchFields]) -> None:
+        try:
+            self._batches.send(found)
+        except OSError:  # the loader died (its answer says why, if it could give one)
+            self._failed()
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self._batches.send(None)
+                if (why := self._answer.recv()) is not None:
+                    self._failed(why)
+        except ItemsLoadError:
+            raise
+        except (OSError, EOFError):
+            self._failed()
+        finally:
+            if self._process.is_alive() and exc_type is not None:
+                self._process.kill()
+            self._process.join()
+            self._batches.close()
+            self._answer.close()
+
+    def _failed(self, why: str | None = None) -> NoReturn:
+        if why is None:
+            with contextlib.suppress(OSError, EOFError):
+                why = self._answer.recv() if self._answer.poll(10) else None
+        self._process.kill()
+        raise ItemsLoadError(f"loading the replay's items failed: {why or 'the loader died'}")
+
+
+class ItemsLoadError(OSError):
+    """The items could not be written (a full disk, a killed loader): not the manifest's
+    fault, but nothing can be re-derived without them."""
 
 
 def _load_in_child(path: Path, items: Path, manifest_id: int) -> dict[str, Any]:

@@ -98,20 +98,24 @@ class TestLoadItems:
 class TestItemsLoadedByTheCaller:
     """A bundle's verifier loads the items on its own pass over the file (one read)."""
 
-    def _loaded(self, tmp_path: Path, path: Path) -> tuple[Path, LoadedManifest]:
+    def _loaded(self, tmp_path: Path, path: Path,
+                beside: bool = False) -> tuple[Path, LoadedManifest]:
         items = tmp_path / "items.sqlite3"
         create_items_database(items)
         with mf.read_manifest(path) as reader:
-            load_read_items(reader, items=items, manifest_id=7)
+            load_read_items(reader, items=items, manifest_id=7, beside=beside)
             summary = reader.summary
         return items, LoadedManifest(header=summary.header.to_json_dict(),
                                      count=summary.count, sha256=summary.sha256)
 
+    @pytest.mark.parametrize("beside", [False, True], ids=["here", "forked-loader"])
     def test_the_replay_attaches_them(
-        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary], beside: bool,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         path, summary = manifest
-        items, loaded = self._loaded(tmp_path, path)
+        monkeypatch.setattr(replay_store, "BATCH", 64)  # several batches, a partial last
+        items, loaded = self._loaded(tmp_path, path, beside=beside)
         directory = tmp_path / "db"
         directory.mkdir()
         engine = replay_engine(directory, items)
@@ -153,13 +157,33 @@ class TestItemsLoadedByTheCaller:
         finally:
             engine.dispose()
 
+    @pytest.mark.parametrize("beside", [False, True], ids=["here", "forked-loader"])
     def test_a_damaged_file_is_refused_with_its_line(
-        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary], beside: bool,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         path, _ = manifest
-        path.write_bytes(path.read_bytes().replace(b'"kind":"image"', b'"kind":"photo"', 1))
-        with pytest.raises(mf.ManifestError, match=r"line \d+"):
-            self._loaded(tmp_path, path)
+        lines = path.read_bytes().split(b"\n")
+        # Past the first slice of lines the reader matches at once: a forked loader has
+        # rows by then, and is stopped.
+        monkeypatch.setattr("deletion_audit.core.manifest._reader.FIND_LINES", 100)
+        damaged = lines[250].replace(b'"kind":"', b'"kind":"x', 1)
+        path.write_bytes(b"\n".join([*lines[:250], damaged, *lines[251:]]))
+        with pytest.raises(mf.ManifestError, match=r"line 251"):
+            self._loaded(tmp_path, path, beside=beside)
+
+    def test_a_loader_that_cannot_write_is_an_error(
+        self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary]
+    ) -> None:
+        """The forked loader's failure reaches the reader's process, named; nothing hangs."""
+        path, _ = manifest
+        items = tmp_path / "items.sqlite3"
+        create_items_database(items)
+        with sqlite3.connect(items) as conn:
+            conn.execute("DROP TABLE manifest_items")
+        with mf.read_manifest(path) as reader, pytest.raises(
+                replay_store.ItemsLoadError, match="no such table: manifest_items"):
+            load_read_items(reader, items=items, manifest_id=7, beside=True)
 
     def test_each_batch_is_committed_as_it_goes(
         self, tmp_path: Path, manifest: tuple[Path, mf.ManifestSummary],

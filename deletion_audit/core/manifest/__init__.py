@@ -35,6 +35,7 @@ from deletion_audit.core.manifest._format import (
     prepare_values,
 )
 from deletion_audit.core.manifest._reader import (
+    BatchFields,
     ManifestReader,
     parse_header,
     read_manifest,
@@ -81,6 +82,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "MAX_SOURCE_LENGTH",
     "RUN_SIZE",
+    "BatchFields",
     "Groups",
     "Kind",
     "ManifestEntry",
