@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -43,6 +43,18 @@ from deletion_audit.verdicts.replay_store import (
 # replay takes the version and the domain time from the logged verdict event, so even
 # ``asOf`` must match.
 SIGNING_FIELDS: frozenset[str] = frozenset()
+
+
+# Verified statement payloads kept for the replay, which would otherwise read, hash and
+# decode each envelope again: all of a 1,000,000-item case's (67 MB), a bounded part of a
+# larger one's.
+KEPT_PAYLOADS = 96 << 20
+
+
+class _Signed(NamedTuple):
+    statement_id: str
+    predicate: dict[str, Any]
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -99,9 +111,10 @@ class Checker:
         self.service_key: Ed25519PublicKey | None = None
         self._manifest_pass: ManifestPass | None = None
         self.manifest_items: ItemsLoaded | None = None
-        self.verified: set[tuple[str, bytes]] = set()
+        self.verified: dict[tuple[str, bytes], bytes | None] = {}
         """(SHA-256, raw public key) of each envelope whose signature verified with the key
-        its event's signer registered: the replay need not verify those bytes again."""
+        its event's signer registered — the replay need not verify those bytes again —
+        with its payload while :data:`KEPT_PAYLOADS` allows (nor read it again)."""
 
     # -- the log ---------------------------------------------------------------------
 
@@ -298,9 +311,9 @@ class Checker:
     # -- statements ------------------------------------------------------------------
 
     def _statement(self, data: bytes, keys: list[Ed25519PublicKey], where: str,
-                   code: str, *, parse: bool = True) -> tuple[str, dict[str, Any]] | None:
-        """The statement id and predicate of a signed envelope (``parse=False``: the id
-        alone — an agent's statement is parsed by the replay, which needs its fields)."""
+                   code: str, *, parse: bool = True) -> _Signed | None:
+        """The statement id, predicate and payload of a signed envelope (``parse=False``: no
+        predicate — an agent's statement is parsed by the replay, which needs its fields)."""
         try:
             envelope = dsse.Envelope.from_json(data)
             verified = dsse.verify(envelope, keys)
@@ -308,11 +321,12 @@ class Checker:
         except CoreError as exc:
             self.problem(code, f"{where}: {exc}")
             return None
-        return statement_id(verified.payload), predicate
+        return _Signed(statement_id(verified.payload), predicate, verified.payload)
 
     def check_envelopes(self) -> None:
         if self.tier is not Tier.COURT:
             return
+        kept_bytes = 0
         for event in self.events:
             if event.type not in layout.ENVELOPE_EVENTS or event.body is None:
                 continue
@@ -336,8 +350,10 @@ class Checker:
             signed = self._statement(data, [key.public], path, "envelope", parse=False)
             if signed is None:
                 continue
-            self.verified.add((sha, raw_public(key.public)))
-            if signed[0] != event.body.get("statementId"):
+            kept = signed.payload if kept_bytes + len(signed.payload) <= KEPT_PAYLOADS else None
+            kept_bytes += len(kept or b"")
+            self.verified[(sha, raw_public(key.public))] = kept
+            if signed.statement_id != event.body.get("statementId"):
                 self.problem("envelope", f"{path}: its statement id is not the logged one")
         self.counts["envelopes"] = len(self.envelope_paths)
 
@@ -423,7 +439,7 @@ class Checker:
         signed = self._statement(data, [self.service_key], layout.VERDICT, "verdict")
         if signed is None:
             return None
-        predicate = signed[1]
+        predicate = signed.predicate
         try:
             VerdictPredicate.model_validate(predicate, by_alias=True, by_name=False)
         except ValueError as exc:
@@ -482,7 +498,7 @@ class Checker:
                                      path, "judgment")
             if signed is None:
                 continue
-            sid, predicate = signed
+            sid, predicate = signed.statement_id, signed.predicate
             finding = event.body.get("finding")
             if event.type == "review":
                 finding = f"review-{str(event.body.get('outcome')).replace('_', '-')}"
@@ -507,7 +523,7 @@ class Checker:
                                      path, "summary") if self.service_key else None
             if signed is None:
                 continue
-            predicate = signed[1]
+            predicate = signed.predicate
             if (predicate.get("objects"), predicate.get("itemsPresent"),
                     predicate.get("scanId")) != (event.body.get("objects"),
                                                  event.body.get("itemsPresent"),
@@ -568,7 +584,7 @@ class Checker:
                               manifest_path=self.manifest_path,
                               as_of_size=int(signed["asOfLogSize"]),
                               workdir=workdir / "replay", items=self.manifest_items,
-                              verified=frozenset(self.verified))
+                              verified=self.verified)
         except (CoreError, ValueError, KeyError, LookupError) as exc:
             self.problem("verdict_mismatch", f"the verdict cannot be re-derived from the "
                          f"bundle's contents: {exc}")

@@ -9,7 +9,7 @@ that the re-derivation could not run (a court bundle then cannot be fully verifi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -76,11 +76,12 @@ def events_of_case(session: Session, case_id: int) -> list[CaseEvent]:
 def rederive(
     events: Sequence[CaseEvent], *, envelopes: Mapping[str, bytes], manifest_path: Path | None,
     as_of_size: int, workdir: Path, items: object = None,
-    verified: Collection[tuple[str, bytes]] = frozenset(),
+    verified: Mapping[tuple[str, bytes], bytes | None] | None = None,
 ) -> dict[str, Any] | None:
     """The verdict predicate re-derived from ``events``; None while no replay is installed.
     ``items``: the manifest's items, loaded by the caller (the replay's ``ItemsLoaded``);
-    ``verified``: (envelope SHA-256, raw public key) pairs the caller verified."""
+    ``verified``: (envelope SHA-256, raw public key) pairs the caller verified, with the
+    payload when kept."""
     module = _replay()
     if module is None:
         return None

@@ -32,7 +32,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -124,7 +124,7 @@ def replay_case(
     events: Sequence[ReplayEvent], *, envelopes: Mapping[str, bytes],
     manifest_path: Path | None, as_of_size: int, workdir: Path, version: int | None = None,
     as_of: datetime | None = None, items: ItemsLoaded | None = None,
-    verified: Collection[tuple[str, bytes]] = frozenset(),
+    verified: Mapping[tuple[str, bytes], bytes | None] | None = None,
 ) -> Replayed:
     """Rebuild the case from ``events`` with index below ``as_of_size`` and compute its
     verdict; see :func:`replay_verdict`."""
@@ -140,7 +140,7 @@ def replay_case(
     try:
         with Session(engine) as session, session.begin():
             marks = [(time.perf_counter(), time.process_time())]
-            replayer = Replayer(session=session, case_id=case_id, verified=verified)
+            replayer = Replayer(session=session, case_id=case_id, verified=verified or {})
             for ev in counted:
                 replayer.apply(ev, envelopes)
             create_deferred_indexes(session)
@@ -166,7 +166,7 @@ def replay_verdict(
     events: Sequence[ReplayEvent], *, envelopes: Mapping[str, bytes],
     manifest_path: Path | None, as_of_size: int, workdir: Path, version: int | None = None,
     as_of: datetime | None = None, items: ItemsLoaded | None = None,
-    verified: Collection[tuple[str, bytes]] = frozenset(),
+    verified: Mapping[tuple[str, bytes], bytes | None] | None = None,
 ) -> dict[str, Any]:
     """The verdict predicate of the case as of log size ``as_of_size``, rebuilt from its
     events alone: exactly what the service signed for the same inputs.
@@ -180,9 +180,10 @@ def replay_verdict(
     ``manifest_path`` by the caller (a bundle's verifier, while it checks the file), instead
     of by the replay. ``verified``: (envelope SHA-256, raw public key) pairs whose signature
     the caller has verified on exactly those bytes — a bundle's verifier checks every
-    envelope before the replay — which the replay then does not verify again; every other
-    envelope's signature is verified here. Raises :class:`ReplayError` naming the event
-    that does not fit.
+    envelope before the replay — which the replay then does not verify again, each with
+    the verified payload if the caller kept it (None: the replay reads the envelope); every
+    other envelope's signature is verified here. Raises :class:`ReplayError` naming the
+    event that does not fit.
     """
     return replay_case(events, envelopes=envelopes, manifest_path=manifest_path,
                        as_of_size=as_of_size, workdir=workdir, version=version,

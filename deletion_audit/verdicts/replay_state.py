@@ -3,7 +3,7 @@ as the earlier events left them (the base the event handlers build on)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,9 +27,10 @@ class ReplayState:
     user_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     scopes: set[int] = field(default_factory=set)
     clock: datetime | None = None
-    verified: Collection[tuple[str, bytes]] = frozenset()
+    verified: Mapping[tuple[str, bytes], bytes | None] = field(default_factory=dict)
     """(envelope SHA-256, raw public key) of signatures the caller verified on those exact
-    bytes with that key (a bundle's verifier, which checked every envelope already)."""
+    bytes with that key (a bundle's verifier, which checked every envelope already), with
+    the verified payload when the caller kept it."""
 
     @property
     def now(self) -> datetime:

@@ -57,18 +57,8 @@ class StatementReplay(ReplayState):
     ) -> tuple[str, str, PredicateModel]:
         """The envelope the event names, verified with the signer's registered key: its
         statement id, predicate type and predicate."""
-        b = ev.body
-        envelope = envelopes.get(b["envelopeSha256"])
-        if envelope is None or hashlib.sha256(envelope).hexdigest() != b["envelopeSha256"]:
-            raise ReplayError(f"the envelope with SHA-256 {b['envelopeSha256']} is missing",
-                              at=ev)
         try:
-            parsed_envelope = dsse.Envelope.from_json(envelope)
-            # The same bytes already verified with the same key need no second check; any
-            # other pair is verified here, as always.
-            payload = (parsed_envelope.payload
-                       if (b["envelopeSha256"], raw_public(key)) in self.verified
-                       else dsse.verify(parsed_envelope, [key]).payload)
+            payload = self._verified_payload(ev, envelopes, key)
             statement = parse_statement(payload)
             model = models.get(statement.predicate_type)
             if model is None:
@@ -82,6 +72,22 @@ class StatementReplay(ReplayState):
             raise ReplayError(f"the envelope does not hold a valid statement: {exc}",
                               at=ev) from None
         return statement_id(payload), statement.predicate_type, predicate
+
+    def _verified_payload(self, ev: ReplayEvent, envelopes: Mapping[str, bytes],
+                          key: Ed25519PublicKey) -> bytes:
+        """The payload of the envelope the event names, signed by ``key``. The caller's
+        ``verified`` pairs spare the check of the same bytes with the same key (and the
+        reading, when their payload was kept); any other envelope is verified here."""
+        sha = ev.body["envelopeSha256"]
+        pair = (sha, raw_public(key))
+        kept = self.verified.get(pair)
+        if kept is not None:
+            return kept
+        envelope = envelopes.get(sha)
+        if envelope is None or hashlib.sha256(envelope).hexdigest() != sha:
+            raise ReplayError(f"the envelope with SHA-256 {sha} is missing", at=ev)
+        parsed = dsse.Envelope.from_json(envelope)
+        return parsed.payload if pair in self.verified else dsse.verify(parsed, [key]).payload
 
     def _check_logged(self, ev: ReplayEvent, logged: Mapping[str, object]) -> None:
         for name, value in logged.items():

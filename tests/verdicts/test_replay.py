@@ -437,7 +437,14 @@ class TestSignaturesTheCallerVerified:
     def test_the_same_verdict_with_every_envelope_verified_by_the_caller(
             self, logged: Logged) -> None:
         key = self._agent_key(logged)
-        replayed = logged.replay(verified=frozenset((sha, key) for sha in logged.envelopes))
+        replayed = logged.replay(verified={(sha, key): None for sha in logged.envelopes})
+        assert replayed.predicate == logged.signed
+
+    def test_the_payloads_the_caller_kept_are_not_read_again(self, logged: Logged) -> None:
+        key = self._agent_key(logged)
+        kept = {(sha, key): dsse.Envelope.from_json(envelope).payload
+                for sha, envelope in logged.envelopes.items()}
+        replayed = logged.replay(envelopes={}, verified=kept)
         assert replayed.predicate == logged.signed
 
     def test_a_forged_signature_is_refused(self, logged: Logged) -> None:
@@ -450,6 +457,6 @@ class TestSignaturesTheCallerVerified:
             self, logged: Logged) -> None:
         events, envelopes, forged, genuine = self._forged(logged)
         other = keys.raw_public(keys.generate().public_key())
-        for verified in ({(genuine, self._agent_key(logged))}, {(forged, other)}):
+        for verified in ({(genuine, self._agent_key(logged)): None}, {(forged, other): None}):
             with pytest.raises(ReplayError, match="is not signed by agent"):
-                logged.replay(events, envelopes=envelopes, verified=frozenset(verified))
+                logged.replay(events, envelopes=envelopes, verified=verified)
