@@ -21,6 +21,10 @@ from deletion_audit.core.leaves import decode_leaf
 from deletion_audit.core.note import NoteSigner
 from tests.bundles.conftest import Bundles, codes, deleted_and_clean, jsonl, read_member
 
+# Verification is offline and reads only the zip: every tampering here starts from a bundle
+# exported from SQLite. Bundles exported from PostgreSQL are verified in test_export.py.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def court(bundles: Bundles) -> Path:
