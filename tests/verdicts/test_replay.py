@@ -309,6 +309,9 @@ def _altered(events: list[ReplayEvent], event_type: str, **changes: Any) -> list
     return out
 
 
+# The replay always runs on its own SQLite from the events: each tampering starts from the
+# events of a case kept on SQLite (the classes above replay cases kept on both engines).
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 class TestTamperedEvidence:
     @pytest.fixture
     def logged(self, case: Case, tmp_path: Path) -> Logged:
