@@ -24,8 +24,9 @@ serve: setup
 test: setup-test system-packages
 	$(BIN)/ruff check deletion_audit agents tests benchmarks
 	$(BIN)/mypy
-	# Three workers on two cores: many tests wait on a server process or PostgreSQL.
-	$(BIN)/python -m pytest -n 3 $(PYTEST_ARGS)
+	# Three workers on two cores (many tests wait on a server process or PostgreSQL); an idle
+	# worker takes tests queued for a busy one, so one long test does not hold the end.
+	$(BIN)/python -m pytest -n 3 --dist worksteal $(PYTEST_ARGS)
 
 setup: $(VENV)/.server-installed
 
