@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from deletion_audit.bundles.reading import ZIP_ERRORS
+from deletion_audit.bundles.reading import ZIP_ERRORS, open_member
 from deletion_audit.core import dsse
 from deletion_audit.core import manifest as mf
 from deletion_audit.core.errors import CoreError
@@ -79,7 +79,7 @@ def run_pass(job: Pass) -> Outcome:
     process (which opens the zip itself: a file offset shared across a fork is not safe to
     read from)."""
     try:
-        with zipfile.ZipFile(job.bundle) as zf, zf.open(job.member) as member:
+        with zipfile.ZipFile(job.bundle) as zf, open_member(zf, job.member) as member:
             try:
                 with mf.read_manifest(member) as reader:
                     if job.items is not None and job.manifest_id is not None:

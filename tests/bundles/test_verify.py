@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from deletion_audit.bundles import checks, export, layout, manifest_check
+from deletion_audit.bundles import checks, export, layout, manifest_check, reading
 from deletion_audit.bundles.layout import Tier
 from deletion_audit.bundles.verify import Anchor, Exit
 from deletion_audit.core import dsse, keys
@@ -489,3 +489,12 @@ class TestDamagedZip:
                 continue
             assert report.exit in (Exit.FAILED, Exit.CANNOT_VERIFY), (at, report.problems)
             assert report.problems, at
+
+    def test_a_member_reads_the_same_through_isa_l(self, court: Path) -> None:
+        """The verifier inflates with ISA-L when installed (as the project installs it);
+        every member reads exactly as zipfile's own zlib reads it."""
+        with zipfile.ZipFile(court) as zf:
+            for name in zf.namelist():
+                with reading.open_member(zf, name) as member:
+                    assert "isal" in type(getattr(member, "_decompressor", None)).__module__
+                    assert member.read() == zf.read(name), name
