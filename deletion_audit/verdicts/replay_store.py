@@ -242,12 +242,15 @@ class _Loader:
     """Entries inserted as item rows here, a batch at a time, through one connection to the
     items database."""
 
-    def __init__(self, items: Path, manifest_id: int) -> None:
+    def __init__(self, items: Path, manifest_id: int, *, at_least: int | None = None) -> None:
+        """``at_least``: rows to gather before an insert (:data:`BATCH` by default; each
+        insert at most that many)."""
         # Every insert appends (digests ascend): a small page cache does, and this process
         # runs beside the replay's, whose memory it adds to.
         self._engine = _items_engine(items, "PRAGMA cache_size=-65536")
         self._conn = self._engine.connect()
         self._manifest_id = manifest_id
+        self._at_least = BATCH if at_least is None else at_least
         self._rows: list[LoadedRow] = []
 
     def __enter__(self) -> _Loader:
@@ -259,7 +262,7 @@ class _Loader:
                   unhexlify(subject) if subject else None,
                   source.decode("ascii") if source else None)
                  for digest, kind, _pdq, _size, source, subject in found]
-        while len(rows) >= BATCH:
+        while rows and len(rows) >= self._at_least:
             self._insert(rows[:BATCH])
             del rows[:BATCH]
 
@@ -280,7 +283,10 @@ def _load_sent(items: Path, manifest_id: int, batches: Connection,
     """A forked loader's work: insert the entries of each batch it receives until ``None``,
     then answer ``None``, or why it failed."""
     try:
-        with _Loader(items, manifest_id) as load:
+        # What each message brings is inserted at once: the sender blocks on the pipe while
+        # an insert runs, and short ones keep both processes going (1,000,000 entries: the
+        # pass took 7.6 s with inserts of 50,000 rows, 5.4 s so).
+        with _Loader(items, manifest_id, at_least=1) as load:
             while (found := batches.recv()) is not None:
                 load(found)
     except Exception as exc:  # any failure is reported to the sender
