@@ -41,6 +41,7 @@ from sqlalchemy import event, insert
 from starlette.datastructures import Headers
 
 from benchmarks._engines import ENGINES, run_engines
+from benchmarks.ingest import _postmaster, _server_cpu
 from deletion_audit.app import create_app
 from deletion_audit.attestations import ingest
 from deletion_audit.attestations.writer import StatementWriter
@@ -108,13 +109,16 @@ def _cpu(into: list[float], profiler: cProfile.Profile | None) -> Iterator[None]
 
 
 @contextmanager
-def _statements(ctx: AppContext, statements: int) -> Iterator[list[float]]:
+def _statements(ctx: AppContext, statements: int, postmaster: int | None
+                ) -> Iterator[list[float]]:
     """Counts the SQL statements run through SQLAlchemy meanwhile, with each transaction's
     BEGIN and COMMIT (each a round trip on PostgreSQL), per statement stored and per
     transaction: yields a list that holds the two figures afterwards. Not counted: the
     deleted items' insert, which goes to the driver (a COPY on PostgreSQL, an executemany
     on SQLite: one per transaction set-wise, one per statement one by one), and
-    PostgreSQL's pre-ping of the pool's connection (one per transaction)."""
+    PostgreSQL's pre-ping of the pool's connection (one per transaction). A third figure:
+    the PostgreSQL server's CPU milliseconds per statement (``postmaster`` and its
+    backends; 0 on SQLite)."""
     sent = [0, 0]
 
     def executed(*_args: object) -> None:
@@ -128,12 +132,14 @@ def _statements(ctx: AppContext, statements: int) -> Iterator[list[float]]:
     event.listen(engine, "before_cursor_execute", executed)
     event.listen(engine, "begin", began)
     out: list[float] = []
+    cpu = _server_cpu(postmaster) if postmaster is not None else 0.0
     try:
         yield out
     finally:
         event.remove(engine, "before_cursor_execute", executed)
         event.remove(engine, "begin", began)
-    out += [sent[0] / statements, sent[0] / max(sent[1], 1)]
+    cpu = (_server_cpu(postmaster) - cpu) if postmaster is not None else 0.0
+    out += [sent[0] / statements, sent[0] / max(sent[1], 1), cpu / statements * 1000]
 
 
 def run(engine_name: str, url: str, directory: Path, statements: int,
@@ -176,12 +182,13 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
     with _cpu(request_side, profiler):
         checked = [check(r) for r in one_by_one]
     single: list[float] = []
-    with _cpu(single, profiler), _statements(ctx, statements) as single_sql:
+    postmaster = _postmaster(url)
+    with _cpu(single, profiler), _statements(ctx, statements, postmaster) as single_sql:
         for c in checked:
             stored(queue(c)())
     checked = [check(r) for r in batched]
     grouped: list[float] = []
-    with _cpu(grouped, profiler), _statements(ctx, statements) as grouped_sql:
+    with _cpu(grouped, profiler), _statements(ctx, statements, postmaster) as grouped_sql:
         for start in range(0, len(checked), AGENTS):
             for wait in [queue(c) for c in checked[start:start + AGENTS]]:
                 stored(wait())
@@ -201,10 +208,11 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
     print(f"  request side (RFC 9421 check, envelope opened): {ms[0]:.2f} ms CPU per statement")
     print(f"  writer, one statement per transaction: {ms[1]:.2f} ms CPU; in all "
           f"{ms[0] + ms[1]:.2f} ms (at most {1000 / (ms[0] + ms[1]):.0f}/s on one core); "
-          f"{single_sql[0]:.1f} SQL statements per statement")
+          f"{single_sql[0]:.1f} SQL statements per statement{_pg(single_sql[2])}")
     print(f"  writer, group commit: {ms[2]:.2f} ms CPU; in all {ms[0] + ms[2]:.2f} ms "
           f"(at most {1000 / (ms[0] + ms[2]):.0f}/s on one core); {grouped_sql[0]:.1f} SQL "
-          f"statements per statement, {grouped_sql[1]:.1f} statements per transaction")
+          f"statements per statement, {grouped_sql[1]:.1f} statements per transaction"
+          f"{_pg(grouped_sql[2])}")
     print(f"  bare write transaction (baseline): {ms[3]:.2f} ms CPU; ratio "
           f"{(ms[0] + ms[1]) / ms[3]:.1f} one by one, {(ms[0] + ms[2]) / ms[3]:.1f} grouped")
     total = len(requests)
@@ -213,6 +221,10 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
           f"report {verdict[1] * 1000:.0f} ms (on SQLite off the write lock)")
     client.close()
     env.db.dispose()
+
+
+def _pg(ms: float) -> str:
+    return f"; the PostgreSQL server {ms:.2f} ms CPU" if ms else ""
 
 
 def _verdict_seconds(ctx: AppContext, case_id: int) -> tuple[float, float]:

@@ -10,7 +10,7 @@ commit. The batch's deletion statements are done set-wise, each agent's first (u
 load an agent usually has one statement waiting: it waits for its answer before the
 next): one query for their agents' status and nonces, one for what the store holds about
 them, one insert per table for those stored. A statement not simply stored there (an
-earlier outcome, a refusal, a nonce that may have been used), an agent's later statements
+earlier outcome, a refusal, a nonce already used), an agent's later statements
 and any other statement take the path of one statement, after them in the same
 transaction, in the order queued. Per batch, the nonce table is pruned (at most once a
 second), and each case that got a statement is marked once for a new verdict (the verdict

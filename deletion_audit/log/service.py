@@ -80,12 +80,13 @@ def append_events(
     if not hashes:
         return hashes
     conn = session.connection()
-    conn.execute(_INSERT_LEAF, [
+    conn.execute(_INSERT_LEAVES, [
         {"leaf_hash": h, "data": enc.data, "created_at": at}
-        for h, enc, (_, at) in zip(hashes, encoded, events, strict=True)])
-    conn.execute(_INSERT_EVENTS, [
+        for h, enc, (_, at) in zip(hashes, encoded, events, strict=True)]).all()
+    conn.execute(_INSERT_EVENT, [
         {"type": event_type, "body": dict(event), "salt": enc.salt, "leaf_hash": h,
-         "created_at": at} for (event, at), enc, h in zip(events, encoded, hashes, strict=True)])
+         "created_at": at}
+        for (event, at), enc, h in zip(events, encoded, hashes, strict=True)]).all()
     return hashes
 
 
@@ -93,7 +94,11 @@ def append_events(
 _EVENTS = cast(Table, Event.__table__)
 _INSERT_LEAF = insert(cast(Table, LogLeaf.__table__))
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
-_INSERT_EVENTS = insert(_EVENTS)
+# Several rows: RETURNING makes SQLAlchemy send them as one multi-row INSERT (its
+# "insertmanyvalues"); without it psycopg's executemany runs one INSERT a row in the
+# PostgreSQL server.
+_INSERT_LEAVES = insert(cast(Table, LogLeaf.__table__)).returning(
+    cast(Table, LogLeaf.__table__).c.id)
 
 
 def append_leaves(session: Session, leaves: Sequence[bytes], *, now: datetime) -> None:

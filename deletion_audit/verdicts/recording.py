@@ -55,6 +55,11 @@ def _table(model: Any) -> Table:
 
 # Built once: on ingest's path, constructing a statement costs more than running it.
 _INSERT_DELETION_RECORD = insert(_table(DeletionRecord))
+# Several rows: RETURNING makes SQLAlchemy send them as one multi-row INSERT (its
+# "insertmanyvalues"); without it psycopg's executemany runs one INSERT a row in the
+# PostgreSQL server.
+_INSERT_DELETION_RECORDS = insert(_table(DeletionRecord)).returning(
+    _table(DeletionRecord).c.attestation_id)
 _INSERT_MARK = insert(_table(VerdictMark))
 
 
@@ -144,7 +149,7 @@ def record_deletions(
             "deleted_at": predicate.deleted_at})
         ids = (attestation.id, attestation.case_id, attestation.scope_id)
         items.extend((ids[0], d, ids[1], ids[2]) for d in digests)
-    session.connection().execute(_INSERT_DELETION_RECORD, records)
+    session.connection().execute(_INSERT_DELETION_RECORDS, records).all()
     bulk.insert_rows(session, _table(DeletedItem).name, _DELETED_COLUMNS, items)
 
 
