@@ -286,7 +286,7 @@ def _load_sent(items: Path, manifest_id: int, batches: Connection,
     try:
         # What each message brings is inserted at once: the sender blocks on the pipe while
         # an insert runs, and short ones keep both processes going (1,000,000 entries: the
-        # pass took 7.6 s with inserts of 50,000 rows, 5.4 s so).
+        # pass took 7.6 s with inserts of 50,000 rows, 5.4 s this way).
         with _Loader(items, manifest_id, at_least=1) as load:
             while data := batches.recv_bytes():
                 load(marshal.loads(data))  # noqa: S302 - from our own parent process
