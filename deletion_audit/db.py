@@ -16,10 +16,10 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
@@ -201,3 +201,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+T = TypeVar("T")
+
+
+def padded_batches(rows: Sequence[T], sizes: Sequence[int],
+                   filler: T) -> Iterator[tuple[int, list[T]]]:
+    """``rows`` in batches of at most ``sizes[-1]`` (ascending sizes), each padded with
+    ``filler`` to the smallest size that holds it, with that size: a query with one term a
+    row, built once per size, then serves every batch."""
+    top = sizes[-1]
+    for start in range(0, len(rows), top):
+        batch = list(rows[start:start + top])
+        size = next(n for n in sizes if n >= len(batch))
+        yield size, batch + [filler] * (size - len(batch))

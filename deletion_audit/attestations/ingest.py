@@ -61,6 +61,7 @@ from deletion_audit.core.predicates import (
     format_timestamp,
 )
 from deletion_audit.core.statements import Statement, parse_statement, statement_id
+from deletion_audit.db import padded_batches
 from deletion_audit.errors import AuditError, Unprocessable
 from deletion_audit.hosts.errors import BadSignature
 from deletion_audit.models import (
@@ -335,14 +336,9 @@ def _read_known_many(
     """The rows of ``_KNOWN`` for statements of distinct agents, (sid, agent id, lo, hi,
     scope id) each; a scope row carries the agent it is bound to in ``agent_id``."""
     rows: list[Any] = []
-    top = _KNOWN_SIZES[-1]
-    for start in range(0, len(keys), top):
-        chunk = keys[start:start + top]
-        size = next(n for n in _KNOWN_SIZES if n >= len(chunk))
+    for size, batch in padded_batches(keys, _KNOWN_SIZES, ("", -1, 1, 0, _NO_SCOPE)):
         params: dict[str, Any] = {}
-        for k in range(size):
-            sid, agent_id, lo, hi, scope_id = chunk[k] if k < len(chunk) else ("", -1, 1, 0,
-                                                                                _NO_SCOPE)
+        for k, (sid, agent_id, lo, hi, scope_id) in enumerate(batch):
             params.update({f"sid_{k}": sid, f"agent_{k}": agent_id, f"lo_{k}": lo,
                            f"hi_{k}": hi, f"scope_{k}": scope_id})
         rows += session.connection().execute(_KNOWN_MANY[size], params).all()

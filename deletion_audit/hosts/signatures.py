@@ -48,6 +48,7 @@ from starlette.datastructures import Headers
 from deletion_audit.context import AppContext
 from deletion_audit.core.keys import public_key_from_raw
 from deletion_audit.core.predicates import format_timestamp
+from deletion_audit.db import padded_batches
 from deletion_audit.deps import Context
 from deletion_audit.errors import AuditError
 from deletion_audit.hosts.errors import (
@@ -346,13 +347,10 @@ def signed_by_many(
         return []
     found: dict[int, Any] = {}
     used: set[int] = set()
-    top = _MANY_SIZES[-1]
-    for start in range(0, len(requests), top):
-        chunk = requests[start:start + top]
-        size = next(n for n in _MANY_SIZES if n >= len(chunk))
+    pairs = [(agent.id, nonce) for agent, nonce in requests]
+    for size, batch in padded_batches(pairs, _MANY_SIZES, (-1, "")):
         params: dict[str, Any] = {}
-        for k in range(size):
-            agent_id, nonce = (chunk[k][0].id, chunk[k][1]) if k < len(chunk) else (-1, "")
+        for k, (agent_id, nonce) in enumerate(batch):
             params.update({f"id_{k}": agent_id, f"nonce_{k}": nonce})
         for hit in session.connection().execute(_AGENTS_NOW[size], params):
             if hit.used:
