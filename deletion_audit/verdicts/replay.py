@@ -54,6 +54,7 @@ from deletion_audit.verdicts.replay_store import (
     ItemsLoad,
     ItemsLoaded,
     create_deferred_indexes,
+    prepare_verdict,
     replay_engine,
 )
 from deletion_audit.verdicts.schemas import Report
@@ -146,6 +147,7 @@ def replay_case(
             create_deferred_indexes(session)
             marks.append((time.perf_counter(), time.process_time()))
             replayer.load_manifest(manifest_path, load)
+            prepare_verdict(session)
             marks.append((time.perf_counter(), time.process_time()))
             report = compute_report(session, case_id=case_id, now=as_of)
             marks.append((time.perf_counter(), time.process_time()))
