@@ -161,7 +161,10 @@ def create_deferred_indexes(session: Session) -> None:
 # with the replay's 128 MiB cache a 1,000,000-item sort is one run sorted in memory, with
 # 16 MiB it is a few runs merged, which costs less (the people GROUP BY 1.14 → 0.80 CPU s;
 # the runs are temporary files the OS keeps in its cache). Smaller runs are also less memory.
-VERDICT_PRAGMAS = ("PRAGMA main.cache_size=-16384",)
+# Runs are what the sorter's helper threads work on: with two, one run is sorted while the
+# next is read (the verdict runs after the items' loader is done, so the other core is
+# free: 2.3 → 2.1 s wall for 0.3 CPU s more at 1,000,000 items).
+VERDICT_PRAGMAS = ("PRAGMA main.cache_size=-16384", "PRAGMA threads=2")
 
 
 def prepare_verdict(session: Session) -> None:
