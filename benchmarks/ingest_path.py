@@ -44,6 +44,7 @@ from benchmarks._engines import ENGINES, run_engines
 from benchmarks.ingest import _postmaster, _server_cpu
 from deletion_audit.app import create_app
 from deletion_audit.attestations import ingest
+from deletion_audit.attestations.known import Outcome
 from deletion_audit.attestations.writer import StatementWriter
 from deletion_audit.clock import FixedClock
 from deletion_audit.context import AppContext
@@ -166,11 +167,11 @@ def run(engine_name: str, url: str, directory: Path, statements: int,
         verify_signature(key, params, method="POST", url=r.url, headers=r.headers, body=r.body)
         return _Checked(key, params.nonce, ingest.prepare(key.public_key, r.body))
 
-    def queue(c: _Checked) -> Callable[[], ingest.Outcome]:
+    def queue(c: _Checked) -> Callable[[], Outcome]:
         return writer.submit(c.agent, nonce=c.nonce, prepared=c.prepared,
                              now=ctx.clock.now(), transport_now=datetime.now(UTC)).result
 
-    def stored(outcome: ingest.Outcome) -> None:
+    def stored(outcome: Outcome) -> None:
         if outcome.status != 201:
             raise SystemExit(f"statement refused: {outcome.body}")
 

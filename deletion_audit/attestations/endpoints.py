@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from deletion_audit.attestations import ingest, people
+from deletion_audit.attestations.known import Outcome
 from deletion_audit.attestations.writer import StatementWriter
 from deletion_audit.context import AppContext
 from deletion_audit.deps import get_context
@@ -66,7 +67,7 @@ async def submit(request: Request) -> JSONResponse:
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
-async def _from_agent(request: Request, ctx: AppContext, envelope: bytes) -> ingest.Outcome:
+async def _from_agent(request: Request, ctx: AppContext, envelope: bytes) -> Outcome:
     """The request's signature and the envelope are checked here, on no database; the
     writer then reads the agent's status, records the nonce and ingests, in a transaction
     shared with the statements that arrived meanwhile, and answers after its commit. A
@@ -93,7 +94,7 @@ def _writer(request: Request, ctx: AppContext) -> StatementWriter:
     return writer
 
 
-def _from_person(request: Request, ctx: AppContext, envelope: bytes) -> ingest.Outcome:
+def _from_person(request: Request, ctx: AppContext, envelope: bytes) -> Outcome:
     who = current_user(request, ctx)
     now = ctx.clock.now()
     with ctx.db.write() as session:

@@ -28,25 +28,27 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
-    JSON,
-    Integer,
-    LargeBinary,
-    String,
     Table,
-    and_,
-    bindparam,
-    exists,
     insert,
-    literal,
-    null,
-    or_,
     select,
-    type_coerce,
-    union_all,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from deletion_audit.attestations.known import (
+    ATT,
+    AgentPredicate,
+    BoundScope,
+    Known,
+    Outcome,
+    Parsed,
+    WrongAgent,
+    known_from_rows,
+    lookup,
+    lookup_keys,
+    read_known_many,
+    receipt,
+)
 from deletion_audit.cases import custody, retention
 from deletion_audit.cases.service import log_event, log_events
 from deletion_audit.core import dsse
@@ -60,25 +62,21 @@ from deletion_audit.core.predicates import (
     expect_predicate,
     format_timestamp,
 )
-from deletion_audit.core.statements import Statement, parse_statement, statement_id
-from deletion_audit.db import padded_batches
+from deletion_audit.core.statements import parse_statement, statement_id
 from deletion_audit.errors import AuditError, Unprocessable
 from deletion_audit.hosts.errors import BadSignature
 from deletion_audit.models import (
     AgentStatus,
     Attestation,
-    Binding,
     Challenge,
     Refusal,
     Scope,
     ScopeKind,
 )
-from deletion_audit.models.base import UtcDateTime
 from deletion_audit.verdicts.recording import record_deletions, record_statement
 
 # DESIGN: a decommissioned agent may flush its outbox for this long after revocation.
 DECOMMISSION_GRACE = timedelta(hours=24)
-AgentPredicate = ScanPredicate | DeletionPredicate
 _MODELS: dict[str, type[ScanPredicate] | type[DeletionPredicate]] = {
     SCAN: ScanPredicate, DELETION: DeletionPredicate,
 }
@@ -88,21 +86,6 @@ class BadEnvelope(Unprocessable):
     code = "bad_envelope"
 
 
-class WrongAgent(Unprocessable):
-    code = "wrong_agent"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: int
-    body: dict[str, Any]
-    refused: str | None = None
-    """The refusal's code when this call refused the statement (not when repeating one)."""
-    stored: tuple[int, datetime] | None = None
-    """The case and time of the statement this call stored (not when repeating its
-    receipt): what ``ingest_prepared(mark=False)``'s caller marks for a new verdict."""
-
-
 class _Refuse(Exception):
     """A control-flow signal inside ingest: refuse and record, never propagated."""
 
@@ -110,15 +93,6 @@ class _Refuse(Exception):
         super().__init__(message)
         self.status, self.code, self.message = http_status, code, message
         self.details = details
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    sid: str
-    statement: Statement | None
-    predicate: AgentPredicate | None
-    problem: str | None
-    raw_seq: int | None
 
 
 def open_envelope(public_key: bytes, envelope: bytes) -> bytes:
@@ -136,213 +110,28 @@ def open_envelope(public_key: bytes, envelope: bytes) -> bytes:
     return verified.payload
 
 
-def _parse(payload: bytes) -> _Parsed:
+def _parse(payload: bytes) -> Parsed:
     sid = statement_id(payload)
     try:
         statement = parse_statement(payload)
     except FormatError as exc:
-        return _Parsed(sid, None, None, f"not an in-toto statement: {exc}", None)
+        return Parsed(sid, None, None, f"not an in-toto statement: {exc}", None)
     seq = statement.predicate.get("seq")
     raw_seq = seq if type(seq) is int and seq >= 0 else None
     model = _MODELS.get(statement.predicate_type)
     if model is None:
-        return _Parsed(sid, statement, None, "agents submit scan and deletion statements, "
+        return Parsed(sid, statement, None, "agents submit scan and deletion statements, "
                        f"not {statement.predicate_type}", raw_seq)
     try:
         predicate: AgentPredicate = expect_predicate(statement, model)
     except FormatError as exc:
-        return _Parsed(sid, statement, None, str(exc), raw_seq)
-    return _Parsed(sid, statement, predicate, None, raw_seq)
+        return Parsed(sid, statement, None, str(exc), raw_seq)
+    return Parsed(sid, statement, predicate, None, raw_seq)
 
 
-def receipt(row: Attestation | _Accepted) -> dict[str, Any]:
-    return {"statement_id": row.statement_id, "leaf_hash": row.leaf_hash.hex(),
-            "seq": row.seq, "received_at": format_timestamp(row.received_at)}
-
-
-@dataclass(frozen=True)
-class _Accepted:
-    statement_id: str
-    agent_id: int | None
-    seq: int | None
-    leaf_hash: bytes
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class _EarlierRefusal:
-    status: int
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Known:
-    """What the store already holds about a statement and its places in the chain — its
-    own earlier outcome, who holds ``seq`` and ``seq - 1``, and the scope it names if that
-    is bound to the agent — read in one query (the hot path: every agent statement passes
-    here)."""
-
-    agent_id: int
-    sid: str
-    accepted: _Accepted | None
-    refused: _EarlierRefusal | None
-    holders: dict[int, str]
-    scope: _BoundScope | None
-
-    def earlier_outcome(self) -> Outcome | None:
-        if self.accepted is not None:
-            if self.accepted.agent_id != self.agent_id:
-                raise WrongAgent("this statement was submitted by another agent")
-            return Outcome(201, receipt(self.accepted))
-        if self.refused is not None:
-            return Outcome(self.refused.status, dict(self.refused.body))
-        return None
-
-    def holder(self, seq: int) -> str | None:
-        """The id of the statement that holds ``seq`` in the agent's chain, if any: an
-        accepted one, or a refused one other than a fork (a fork never takes a place)."""
-        return self.holders.get(seq)
-
-
-# Built once, run with parameters: on this path, constructing a statement costs more than
-# running it. Seqs are a range, not an IN list (an expanding IN is compiled on every call);
-# an empty range is lo > hi. The accepted and the refused rows come in one query: the
-# statement's own earlier outcome and who holds ``seq`` and ``seq - 1``.
-_ATT = cast(Table, Attestation.__table__).c
-_REF = cast(Table, Refusal.__table__).c
-_SCOPE = cast(Table, Scope.__table__).c
-_BINDING = cast(Table, Binding.__table__).c
-_KNOWN = union_all(
-    select(literal("accepted").label("src"), _ATT.id.label("row"), _ATT.statement_id,
-           _ATT.agent_id, _ATT.seq, _ATT.leaf_hash, _ATT.received_at,
-           type_coerce(null(), String).label("code"), type_coerce(null(), Integer)
-           .label("status"), type_coerce(null(), JSON).label("body"))
-    .where(or_(_ATT.statement_id == bindparam("sid"),
-               and_(_ATT.agent_id == bindparam("agent_id"),
-                    _ATT.seq.between(bindparam("lo"), bindparam("hi"))))),
-    select(literal("refused"), _REF.id, _REF.statement_id, _REF.agent_id, _REF.seq,
-           type_coerce(null(), LargeBinary), type_coerce(null(), UtcDateTime()), _REF.code,
-           _REF.status, _REF.body)
-    .where(_REF.agent_id == bindparam("agent_id"),
-           or_(_REF.statement_id == bindparam("sid"),
-               and_(_REF.seq.between(bindparam("lo"), bindparam("hi")),
-                    _REF.code != "fork"))),
-    select(literal("scope"), _SCOPE.id, _SCOPE.spec_digest, type_coerce(null(), Integer),
-           type_coerce(null(), Integer), type_coerce(null(), LargeBinary),
-           type_coerce(null(), UtcDateTime()), _SCOPE.kind, type_coerce(null(), Integer),
-           type_coerce(null(), JSON))
-    .where(_SCOPE.id == bindparam("scope_id"),
-           exists().where(_BINDING.scope_id == _SCOPE.id,
-                          _BINDING.agent_id == bindparam("agent_id"),
-                          _BINDING.unbound_at.is_(None))),
-)
-# A scope id that is not a small decimal number names no scope (no row has id -1).
-_NO_SCOPE = -1
-_INSERT_ATTESTATION = insert(cast(Table, Attestation.__table__)).returning(_ATT.id)
+_INSERT_ATTESTATION = insert(cast(Table, Attestation.__table__)).returning(ATT.id)
 _INSERT_ATTESTATIONS = insert(cast(Table, Attestation.__table__)).returning(
-    _ATT.id, _ATT.statement_id)
-
-
-def _keys(parsed: _Parsed) -> tuple[list[int], int, int, int]:
-    """What a statement's lookup asks for: the seqs of its places in the chain (``seq``
-    and ``seq - 1``), as a range lo-hi (an empty range is lo > hi), and the scope id it
-    names."""
-    seqs: list[int] = []
-    if parsed.raw_seq is not None:
-        seqs = [s for s in (parsed.raw_seq, parsed.raw_seq - 1) if s >= 0]
-    lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
-    ref = parsed.predicate.scope_id if parsed.predicate is not None else ""
-    scope_id = int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 18 else _NO_SCOPE
-    return seqs, lo, hi, scope_id
-
-
-def _lookup(session: Session, agent: AgentFacts, parsed: _Parsed) -> _Known:
-    seqs, lo, hi, scope_id = _keys(parsed)
-    rows = session.connection().execute(_KNOWN, {"sid": parsed.sid, "agent_id": agent.id,
-                                                 "lo": lo, "hi": hi,
-                                                 "scope_id": scope_id}).all()
-    return _known(agent.id, parsed, seqs, rows)
-
-
-def _known(agent_id: int, parsed: _Parsed, seqs: list[int], rows: Sequence[Any]) -> _Known:
-    """The facts of :class:`_Known` from the rows of ``_KNOWN`` (or of the rows that
-    concern this statement in a batch's ``_read_known_many``)."""
-    scope = next((_BoundScope(int(r.row), r.code, r.statement_id) for r in rows
-                  if r.src == "scope"), None)
-    accepted = next((_Accepted(r.statement_id, r.agent_id, r.seq, r.leaf_hash, r.received_at)
-                     for r in rows if r.src == "accepted" and r.statement_id == parsed.sid),
-                    None)
-    holders = {int(r.seq): str(r.statement_id) for r in rows
-               if r.src == "accepted" and r.agent_id == agent_id and r.seq in seqs}
-    refused = None
-    if accepted is None:
-        # The first refusal recorded for this id is its answer.
-        refused = next((_EarlierRefusal(r.status, dict(r.body)) for r in sorted(
-            (r for r in rows if r.src == "refused"), key=lambda r: int(r.row))
-            if r.statement_id == parsed.sid), None)
-    for r in sorted((r for r in rows if r.src == "refused"), key=lambda r: int(r.row)):
-        if r.seq in seqs and r.code != "fork" and r.seq not in holders:
-            holders[r.seq] = r.statement_id
-    return _Known(agent_id, parsed.sid, accepted, refused, holders, scope)
-
-
-# _KNOWN for several statements at once: an OR of one term a statement, which both
-# engines answer with one index search a term (SQLite plans a row-value IN list as a
-# scan). Built once per size (4, 8, 16 or 32 statements; the unused terms name agent -1,
-# which no row has): the same text each time lets SQLite's statement cache and
-# PostgreSQL's prepared statements skip parsing and planning, and nothing is compiled
-# per batch.
-_KNOWN_SIZES = (4, 8, 16, 32)
-
-
-def _known_many_statement(size: int) -> Any:
-    def p(name: str, k: int) -> Any:
-        return bindparam(f"{name}_{k}")
-
-    accepted = or_(*(or_(_ATT.statement_id == p("sid", k),
-                         and_(_ATT.agent_id == p("agent", k),
-                              _ATT.seq.between(p("lo", k), p("hi", k))))
-                     for k in range(size)))
-    refused = or_(*(and_(_REF.agent_id == p("agent", k),
-                         or_(_REF.statement_id == p("sid", k),
-                             and_(_REF.seq.between(p("lo", k), p("hi", k)),
-                                  _REF.code != "fork")))
-                    for k in range(size)))
-    bound = or_(*(and_(_BINDING.agent_id == p("agent", k), _BINDING.scope_id == p("scope", k))
-                  for k in range(size)))
-    return union_all(
-        select(literal("accepted").label("src"), _ATT.id.label("row"), _ATT.statement_id,
-               _ATT.agent_id, _ATT.seq, _ATT.leaf_hash, _ATT.received_at,
-               type_coerce(null(), String).label("code"), type_coerce(null(), Integer)
-               .label("status"), type_coerce(null(), JSON).label("body")).where(accepted),
-        select(literal("refused"), _REF.id, _REF.statement_id, _REF.agent_id, _REF.seq,
-               type_coerce(null(), LargeBinary), type_coerce(null(), UtcDateTime()), _REF.code,
-               _REF.status, _REF.body).where(refused),
-        select(literal("scope"), _SCOPE.id, _SCOPE.spec_digest, _BINDING.agent_id,
-               type_coerce(null(), Integer), type_coerce(null(), LargeBinary),
-               type_coerce(null(), UtcDateTime()), _SCOPE.kind, type_coerce(null(), Integer),
-               type_coerce(null(), JSON))
-        .join(cast(Table, Binding.__table__), _BINDING.scope_id == _SCOPE.id)
-        .where(bound, _BINDING.unbound_at.is_(None)),
-    )
-
-
-_KNOWN_MANY = {size: _known_many_statement(size) for size in _KNOWN_SIZES}
-
-
-def _read_known_many(
-    session: Session, keys: Sequence[tuple[str, int, int, int, int]]
-) -> list[Any]:
-    """The rows of ``_KNOWN`` for statements of distinct agents, (sid, agent id, lo, hi,
-    scope id) each; a scope row carries the agent it is bound to in ``agent_id``."""
-    rows: list[Any] = []
-    for size, batch in padded_batches(keys, _KNOWN_SIZES, ("", -1, 1, 0, _NO_SCOPE)):
-        params: dict[str, Any] = {}
-        for k, (sid, agent_id, lo, hi, scope_id) in enumerate(batch):
-            params.update({f"sid_{k}": sid, f"agent_{k}": agent_id, f"lo_{k}": lo,
-                           f"hi_{k}": hi, f"scope_{k}": scope_id})
-        rows += session.connection().execute(_KNOWN_MANY[size], params).all()
-    return rows
+    ATT.id, ATT.statement_id)
 
 
 class AgentFacts(Protocol):
@@ -374,7 +163,7 @@ class Prepared:
 
     envelope: bytes
     envelope_sha256: str
-    parsed: _Parsed | None
+    parsed: Parsed | None
     error: AuditError | None = None
 
 
@@ -404,7 +193,7 @@ def ingest_prepared(
         raise prepared.error
     parsed = prepared.parsed
     assert parsed is not None  # noqa: S101 - set whenever error is not
-    known = _lookup(session, agent, parsed)
+    known = lookup(session, agent.id, parsed)
     earlier = known.earlier_outcome()
     if earlier is not None:
         return earlier
@@ -441,15 +230,15 @@ def ingest_deletions(
     and nothing of it is written: the caller passes it to :func:`ingest_prepared`, which
     gives (and records) its answer. With distinct agents and ids, no statement here bears
     on another's judgment (chains are per agent)."""
-    keys: list[tuple[_Parsed, list[int], int]] = []
+    keys: list[tuple[Parsed, list[int], int]] = []
     query: list[tuple[str, int, int, int, int]] = []
     for agent, prepared, _ in statements:
         parsed = prepared.parsed
         assert parsed is not None  # noqa: S101 - plain_deletion
-        seqs, lo, hi, scope_id = _keys(parsed)
+        seqs, lo, hi, scope_id = lookup_keys(parsed)
         keys.append((parsed, seqs, scope_id))
         query.append((parsed.sid, agent.id, lo, hi, scope_id))
-    rows = _read_known_many(session, query)
+    rows = read_known_many(session, query)
     by_sid: dict[str, list[Any]] = {}
     by_agent: dict[int, list[Any]] = {}
     for r in rows:
@@ -457,7 +246,7 @@ def ingest_deletions(
         if r.src == "accepted":
             by_sid.setdefault(r.statement_id, []).append(r)
     out: list[Outcome | None] = []
-    stored: list[tuple[int, AgentFacts, _Parsed, DeletionPredicate, _BoundScope, Prepared,
+    stored: list[tuple[int, AgentFacts, Parsed, DeletionPredicate, BoundScope, Prepared,
                        datetime]] = []
     for i, ((agent, prepared, now), (parsed, seqs, scope_id)) in enumerate(
             zip(statements, keys, strict=True)):
@@ -467,7 +256,7 @@ def ingest_deletions(
                 if (r.src == "scope" and int(r.row) == scope_id)
                 or (r.src != "scope" and (r.statement_id == parsed.sid or r.seq in seqs))]
         mine += [r for r in by_sid.get(parsed.sid, ()) if r.agent_id != agent.id]
-        known = _known(agent.id, parsed, seqs, mine)
+        known = known_from_rows(agent.id, parsed, seqs, mine)
         try:
             if known.earlier_outcome() is not None:
                 continue
@@ -504,7 +293,7 @@ def ingest_deletions(
     return out
 
 
-def _check_fork(known: _Known, parsed: _Parsed) -> None:
+def _check_fork(known: Known, parsed: Parsed) -> None:
     if parsed.raw_seq is None:
         return
     holder = known.holder(parsed.raw_seq)
@@ -542,8 +331,8 @@ def _check_key_status(agent: AgentFacts, predicate: AgentPredicate | None, now: 
 
 
 def _check_content(
-    session: Session, agent: AgentFacts, known: _Known, predicate: AgentPredicate, now: datetime
-) -> tuple[_BoundScope, Challenge | None]:
+    session: Session, agent: AgentFacts, known: Known, predicate: AgentPredicate, now: datetime
+) -> tuple[BoundScope, Challenge | None]:
     if predicate.case_id != str(agent.case_id):
         raise _Refuse(422, "wrong_case", f"this agent attests for case {agent.case_id}, not "
                       f"{predicate.case_id}")
@@ -569,15 +358,8 @@ def _check_content(
     return scope, challenge
 
 
-@dataclass(frozen=True)
-class _BoundScope:
-    id: int
-    kind: str
-    spec_digest: str
-
-
 def _judge_challenge(
-    session: Session, agent: AgentFacts, scope: _BoundScope, predicate: ScanPredicate,
+    session: Session, agent: AgentFacts, scope: BoundScope, predicate: ScanPredicate,
     now: datetime,
 ) -> Challenge:
     """Freshness is judged once, when the scan's first part arrives; later parts and
@@ -600,7 +382,7 @@ def _judge_challenge(
 
 
 def _refuse(
-    session: Session, agent: AgentFacts, parsed: _Parsed, prepared: Prepared, refusal: _Refuse,
+    session: Session, agent: AgentFacts, parsed: Parsed, prepared: Prepared, refusal: _Refuse,
     now: datetime,
 ) -> Outcome:
     body = {"code": refusal.code, "message": refusal.message, **refusal.details,
@@ -619,8 +401,8 @@ def _refuse(
 
 
 def _store(
-    session: Session, agent: AgentFacts, parsed: _Parsed, predicate: AgentPredicate,
-    scope: _BoundScope, challenge: Challenge | None, prepared: Prepared, now: datetime, *,
+    session: Session, agent: AgentFacts, parsed: Parsed, predicate: AgentPredicate,
+    scope: BoundScope, challenge: Challenge | None, prepared: Prepared, now: datetime, *,
     mark: bool,
 ) -> Outcome:
     assert parsed.statement is not None  # noqa: S101 - a predicate implies its statement

@@ -42,13 +42,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deletion_audit.attestations.ingest import (
-    BadEnvelope,
-    Outcome,
-    _flush_once,
-    _Refuse,
-    receipt,
-)
+from deletion_audit.attestations.ingest import BadEnvelope, _flush_once, _Refuse
+from deletion_audit.attestations.known import Outcome, receipt
 from deletion_audit.cases import custody
 from deletion_audit.cases.access import CaseAccess, case_access
 from deletion_audit.cases.permissions import Action, describe_role, who_may

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from deletion_audit.attestations import ingest
+from deletion_audit.attestations.known import Outcome
 from deletion_audit.db import Database
 from deletion_audit.group_commit import PER_JOB, GroupCommit
 from deletion_audit.hosts.signatures import (
@@ -84,11 +85,11 @@ class StatementWriter:
     def submit(
         self, agent: AgentKey, *, nonce: str, prepared: ingest.Prepared, now: datetime,
         transport_now: datetime,
-    ) -> Future[ingest.Outcome]:
+    ) -> Future[Outcome]:
         """Queue a statement whose request signature verified; ``now`` is the domain
         clock's time of its arrival, ``transport_now`` the real one (the nonce's)."""
 
-        def work(session: Session) -> ingest.Outcome:
+        def work(session: Session) -> Outcome:
             who = signed_by(session, agent, nonce, transport_now)
             return ingest.ingest_prepared(session, agent=who, prepared=prepared, now=now,
                                           mark=False)
@@ -145,7 +146,7 @@ def _ingest_many(session: Session, queued: list[_Queued]) -> list[Any]:
     return out
 
 
-def _mark(session: Session, outcomes: list[ingest.Outcome]) -> None:
+def _mark(session: Session, outcomes: list[Outcome]) -> None:
     """One mark per case that got a statement in this transaction, at the latest arrival."""
     latest: dict[int, datetime] = {}
     for outcome in outcomes:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from deletion_audit.attestations import ingest
+from deletion_audit.attestations.known import Outcome, receipt
 from deletion_audit.attestations.writer import StatementWriter
 from deletion_audit.core.leaves import encode_leaf
 from deletion_audit.hosts.errors import Replayed
@@ -156,16 +157,16 @@ def _revoke(client: TestClient, world: World, agent: AgentClient, **body: Any) -
 
 def _in_one_batch(
     writer: StatementWriter, statements: list[tuple[AgentClient, Signed, str]]
-) -> list[ingest.Outcome | Exception]:
+) -> list[Outcome | Exception]:
     """Queue the statements while the writer (of one thread) is held by a first job, so
     that they make its next batch (one transaction, set-wise where the writer can); their
     answers."""
     started, release = threading.Event(), threading.Event()
 
-    def hold(_session: Session) -> ingest.Outcome:
+    def hold(_session: Session) -> Outcome:
         started.set()
         release.wait(timeout=30)
-        return ingest.Outcome(200, {})
+        return Outcome(200, {})
 
     held = writer._commit.submit(hold)
     assert started.wait(timeout=30)
@@ -177,7 +178,7 @@ def _in_one_batch(
                                      now=T0, transport_now=datetime.now(UTC)))
     release.set()
     held.result(timeout=60)
-    answers: list[ingest.Outcome | Exception] = []
+    answers: list[Outcome | Exception] = []
     for future in futures:
         try:
             answers.append(future.result(timeout=60))
@@ -237,9 +238,9 @@ class TestSetWise:
             (h, wrong_prev, _nonce())])
         writer.close()
 
-        def outcome(i: int) -> ingest.Outcome:
+        def outcome(i: int) -> Outcome:
             out = answers[i]
-            assert isinstance(out, ingest.Outcome), out
+            assert isinstance(out, Outcome), out
             return out
 
         def answer(i: int) -> tuple[int, str | None]:
@@ -295,7 +296,7 @@ class TestSetWise:
         writer.close()
         # Set-wise: one insert a table for both statements (one by one: one each).
         assert run.count("INSERT INTO attestations") == 1
-        assert all(isinstance(o, ingest.Outcome) and o.status == 201
+        assert all(isinstance(o, Outcome) and o.status == 201
                    for o in [first, *answers])
         with env.db.read() as s:
             rows = {row.statement_id: row for row in s.execute(select(Attestation)).scalars()}
@@ -306,9 +307,9 @@ class TestSetWise:
                                        DeletionRecord.grade)).all()
         shapes = set()
         for signed, outcome in zip([alone, *together], [first, *answers], strict=True):
-            assert isinstance(outcome, ingest.Outcome)
+            assert isinstance(outcome, Outcome)
             row, event = rows[signed.statement_id], events[signed.statement_id]
-            assert outcome.body == ingest.receipt(row)
+            assert outcome.body == receipt(row)
             assert row.envelope == signed.envelope
             assert event.leaf_hash == row.leaf_hash
             # The leaf commits to the logged event with its salt, as for any restricted one.
