@@ -47,9 +47,10 @@ def _stored(db: Database, keys: list[bytes]) -> int:
 
 
 def _blocked_first(writer: GroupCommit, release: threading.Event,
-                   jobs: list[Callable[[Session], bytes]]) -> list[Future[bytes]]:
-    """Submit a first job that waits for ``release``, then ``jobs``: those queue meanwhile
-    and make the next batch, in one transaction."""
+                   jobs: list[Callable[[Session], bytes]],
+                   items: list[object] | None = None) -> list[Future[bytes]]:
+    """Submit a first job that waits for ``release``, then ``jobs`` (with ``items`` for the
+    writer's ``bulk``): those queue meanwhile and make the next batch, in one transaction."""
     started = threading.Event()
 
     def first(session: Session) -> bytes:
@@ -59,7 +60,8 @@ def _blocked_first(writer: GroupCommit, release: threading.Event,
 
     futures = [writer.submit(first)]
     started.wait(timeout=30)
-    futures += [writer.submit(job) for job in jobs]
+    futures += [writer.submit(job, item)
+                for job, item in zip(jobs, items or [None] * len(jobs), strict=True)]
     release.set()
     return futures
 
@@ -191,18 +193,8 @@ class TestBulk:
 
     def _queued(self, writer: GroupCommit, jobs: list[tuple[Callable[[Session], bytes],
                                                            object]]) -> list[Future[bytes]]:
-        release, started = threading.Event(), threading.Event()
-
-        def first(session: Session) -> bytes:
-            started.set()
-            release.wait(timeout=30)
-            return _leaf(session)
-
-        futures = [writer.submit(first)]
-        started.wait(timeout=30)
-        futures += [writer.submit(work, item) for work, item in jobs]
-        release.set()
-        return futures
+        return _blocked_first(writer, threading.Event(), [work for work, _ in jobs],
+                              [item for _, item in jobs])
 
     def test_bulk_answers_its_items_and_the_other_jobs_run_after_it_in_its_transaction(
         self, db: Database
