@@ -66,14 +66,20 @@ class GroupCommit:
     rows that expired), ``epilogue(session, values)`` once at its end with what the jobs
     that succeeded returned (e.g. one row for what several jobs changed); if either raises,
     the batch fails. ``bulk(session, items)`` answers, in the plain pass, the jobs
-    submitted with an item: a value for each, or :data:`PER_JOB` (see the module)."""
+    submitted with an item: a value for each, or :data:`PER_JOB` (see the module).
+
+    ``settle()`` is called once a job is waiting, before the batch is taken: a blocking
+    call (bounded by its own time limit) that lets the producers hand over the jobs they
+    already hold, so that they join this batch rather than wait for the next."""
 
     def __init__(self, db: Database, *, writers: int = 1, max_batch: int = MAX_BATCH,
                  prologue: Callable[[Session], None] | None = None,
                  epilogue: Callable[[Session, list[Any]], None] | None = None,
                  bulk: Callable[[Session, list[Any]], list[Any]] | None = None,
-                 idle_seconds: float = IDLE_SECONDS) -> None:
+                 idle_seconds: float = IDLE_SECONDS,
+                 settle: Callable[[], None] | None = None) -> None:
         self._db = db
+        self._settle = settle
         self._writers = writers
         self._max_batch = max_batch
         self._prologue = prologue
@@ -112,6 +118,8 @@ class GroupCommit:
                     self._running -= 1
                     return None
             return []
+        if self._settle is not None:
+            self._settle()
         batch = [first]
         while len(batch) < self._max_batch:
             try:

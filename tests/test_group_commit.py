@@ -179,6 +179,25 @@ class TestGroupCommit:
         kept = [futures[i].result(timeout=30) for i in (0, 1, 3)]
         assert seen == [([kept[0]], 1), ([kept[1], kept[2]], 2)]
 
+    def test_jobs_handed_over_while_the_writer_settles_join_its_batch(
+        self, db: Database
+    ) -> None:
+        # settle() runs once a job waits and before the batch is taken: the three jobs
+        # submitted in it are in the first batch, with the one that woke the writer.
+        batches: list[int] = []
+        handed: list[Future[bytes]] = []
+
+        def settle() -> None:
+            if not handed:
+                handed.extend(writer.submit(_leaf) for _ in range(3))
+
+        writer = GroupCommit(db, settle=settle,
+                             epilogue=lambda _s, values: batches.append(len(values)))
+        first = writer.submit(_leaf).result(timeout=30)
+        keys = [first, *(f.result(timeout=30) for f in handed)]
+        assert batches[0] == 4
+        assert _stored(db, keys) == 4
+
     def test_a_closed_writer_takes_no_more_jobs(self, db: Database) -> None:
         writer = GroupCommit(db)
         writer.close()

@@ -90,7 +90,8 @@ def _writer(request: Request, ctx: AppContext) -> StatementWriter:
     # Made on first use, one per application (no await between the look and the set).
     writer: StatementWriter | None = getattr(request.app.state, "statement_writer", None)
     if writer is None:
-        writer = request.app.state.statement_writer = StatementWriter(ctx.db)
+        writer = request.app.state.statement_writer = StatementWriter(
+            ctx.db, loop=asyncio.get_running_loop())
     return writer
 
 

@@ -19,6 +19,7 @@ job recomputes a marked case once, however many marks it has).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -54,20 +55,33 @@ MAX_KEYS = 10_000
 # the same minutes. SQLite has one write lock: one writer.
 POSTGRES_WRITERS = 1
 PRUNE_SECONDS = 1.0
+# Before it takes a batch, the writer lets the server's event loop run what it has ready,
+# and then once more what that scheduled: the handlers of requests read meanwhile, which
+# verify their statements and queue them one after another on the loop. Those join this
+# batch instead of waiting out the whole of it for the next. 16 agents on PostgreSQL, two
+# server processes, six alternating runs each (benchmarks.ingest): 530 /s mean
+# (488-572), 3.20 ms of the machine's CPU a statement without; 563 /s (510-594), 2.98 ms
+# with. The wait is bounded: a loop busy for longer is not waited for.
+SETTLE_HOPS = 2
+SETTLE_SECONDS = 0.005
 
 
 class StatementWriter:
-    def __init__(self, db: Database, *, writers: int | None = None) -> None:
+    def __init__(self, db: Database, *, writers: int | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         """``writers``: writer threads (by default one on SQLite, POSTGRES_WRITERS on
-        PostgreSQL)."""
+        PostgreSQL). ``loop``: the event loop whose handlers submit statements, if any
+        (each batch then waits for it to settle: SETTLE_HOPS)."""
         self._db = db
+        self._loop = loop
         self._keys: dict[str, AgentKey] = {}
         self._lock = threading.Lock()
         if writers is None:
             writers = POSTGRES_WRITERS if db.dialect == "postgresql" else 1
         self._pruned_at = float("-inf")
         self._commit = GroupCommit(db, writers=writers, prologue=self._prune, epilogue=_mark,
-                                   bulk=_ingest_many)
+                                   bulk=_ingest_many,
+                                   settle=self._settle if loop is not None else None)
 
     def cached_key(self, public_id: str) -> AgentKey | None:
         return self._keys.get(public_id)
@@ -98,6 +112,26 @@ class StatementWriter:
 
     def close(self) -> None:
         self._commit.close()
+
+    def _settle(self) -> None:
+        """Wait (at most SETTLE_SECONDS) until the loop has run SETTLE_HOPS rounds of
+        its ready callbacks."""
+        loop = self._loop
+        if loop is None:
+            return
+        settled = threading.Event()
+
+        def hop(left: int) -> None:
+            if left > 1:
+                loop.call_soon(hop, left - 1)
+            else:
+                settled.set()
+
+        try:
+            loop.call_soon_threadsafe(hop, SETTLE_HOPS)
+        except RuntimeError:  # the loop is closed: nothing more will come from it
+            return
+        settled.wait(SETTLE_SECONDS)
 
     def _prune(self, session: Session) -> None:
         # At most once a second: a nonce kept a second longer is harmless (the window is

@@ -4,6 +4,7 @@ come before the statement's, in PROTOCOL.md's order."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import threading
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from deletion_audit.attestations import ingest
+from deletion_audit.attestations import writer as writer_module
 from deletion_audit.attestations.known import Outcome, receipt
 from deletion_audit.attestations.writer import StatementWriter
 from deletion_audit.core.leaves import encode_leaf
@@ -319,3 +321,59 @@ class TestSetWise:
                         row.received_at))
         assert len(shapes) == 1
         assert sorted((count, grade) for _, count, grade in records) == [(1, "logical")] * 3
+
+
+class TestSettle:
+    """Before it takes a batch, a writer given the server's event loop lets that loop run
+    what it had ready and then what that scheduled (the handlers that queue statements),
+    within a bounded wait."""
+
+    @pytest.fixture
+    def loop(self) -> Any:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        yield loop
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+
+    def test_the_writer_waits_for_what_the_loop_scheduled_before_it_settled(
+        self, env: LogEnv, loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(writer_module, "SETTLE_SECONDS", 30.0)  # no early give-up
+        ran: list[str] = []
+
+        def handler() -> None:  # a request read: its handler is scheduled in turn
+            ran.append("read")
+            loop.call_soon(lambda: ran.append("queued"))
+
+        writer = StatementWriter(env.db, loop=loop)
+        loop.call_soon_threadsafe(handler)
+        writer._settle()
+        assert ran == ["read", "queued"]
+
+    def test_a_closed_loop_is_not_waited_for(self, env: LogEnv,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(writer_module, "SETTLE_SECONDS", 30.0)
+        loop = asyncio.new_event_loop()
+        loop.close()
+        done = threading.Event()
+
+        def settle() -> None:
+            StatementWriter(env.db, loop=loop)._settle()
+            done.set()
+
+        threading.Thread(target=settle, daemon=True).start()
+        assert done.wait(timeout=10)  # not the 30 s bound
+
+    def test_a_loop_that_does_not_run_is_waited_for_only_the_bound(
+        self, env: LogEnv, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(writer_module, "SETTLE_SECONDS", 0.01)
+        loop = asyncio.new_event_loop()
+        try:
+            StatementWriter(env.db, loop=loop)._settle()  # returns: the bound
+            assert loop._ready  # type: ignore[attr-defined]  # its hop never ran
+        finally:
+            loop.close()
