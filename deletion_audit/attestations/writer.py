@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from deletion_audit import deferred
 from deletion_audit.attestations import ingest
 from deletion_audit.attestations.known import Outcome
 from deletion_audit.db import Database
@@ -55,6 +56,8 @@ MAX_KEYS = 10_000
 # the same minutes. SQLite has one write lock: one writer.
 POSTGRES_WRITERS = 1
 PRUNE_SECONDS = 1.0
+# Where the set-wise step leaves, in the batch's session, the cases it marked (and when).
+_MARKED = "marked_cases"
 # Before it takes a batch, the writer lets the server's event loop run what it has ready,
 # and then once more what that scheduled: the handlers of requests read meanwhile, which
 # verify their statements and queue them one after another on the loop. Those join this
@@ -167,25 +170,48 @@ def _ingest_many(session: Session, queued: list[_Queued]) -> list[Any]:
     out: list[Any] = [PER_JOB] * len(queued)
     if len(places) < 2:
         return out  # one statement: the path of one is as cheap
-    signed = signed_by_many(session, [(queued[i].agent, queued[i].nonce) for i in places])
-    ready = [(i, who) for i, who in zip(places, signed, strict=True) if who is not None]
-    outcomes = ingest.ingest_deletions(
-        session, [(who, queued[i].prepared, queued[i].now) for i, who in ready])
-    kept = []
-    for (i, _), outcome in zip(ready, outcomes, strict=True):
-        if outcome is not None:
-            out[i] = outcome
-            kept.append((queued[i].agent.id, queued[i].nonce, queued[i].transport_now))
-    record_nonces(session, kept)
+    # On PostgreSQL the step's inserts (leaves, events, deletion records and items, nonces,
+    # verdict marks) go out as one statement at its end (deferred.py); the attestations'
+    # own insert, whose ids those rows carry, is sent where it is.
+    with deferred.gathering(session):
+        signed = signed_by_many(session, [(queued[i].agent, queued[i].nonce) for i in places])
+        ready = [(i, who) for i, who in zip(places, signed, strict=True) if who is not None]
+        outcomes = ingest.ingest_deletions(
+            session, [(who, queued[i].prepared, queued[i].now) for i, who in ready])
+        kept = []
+        for (i, _), outcome in zip(ready, outcomes, strict=True):
+            if outcome is not None:
+                out[i] = outcome
+                kept.append((queued[i].agent.id, queued[i].nonce, queued[i].transport_now))
+        record_nonces(session, kept)
+        # Their cases are marked here, with the rest; the epilogue marks the others'.
+        session.info[_MARKED] = _mark_cases(
+            session, [o for o in out if o is not PER_JOB], skip={})
     return out
 
 
-def _mark(session: Session, outcomes: list[Outcome]) -> None:
-    """One mark per case that got a statement in this transaction, at the latest arrival."""
+def _latest(outcomes: list[Outcome]) -> dict[int, datetime]:
     latest: dict[int, datetime] = {}
     for outcome in outcomes:
         if outcome.stored is not None:
             case_id, at = outcome.stored
             latest[case_id] = max(at, latest.get(case_id, at))
+    return latest
+
+
+def _mark_cases(session: Session, outcomes: list[Outcome],
+                skip: dict[int, datetime]) -> dict[int, datetime]:
+    """Mark each case that got a statement, once, at its latest arrival — unless ``skip``
+    already marked it at that time or later. What it marked."""
+    latest = _latest(outcomes)
     for case_id, at in sorted(latest.items()):
+        if case_id in skip and skip[case_id] >= at:
+            continue
         mark_changed(session, case_id=case_id, now=at)
+    return latest
+
+
+def _mark(session: Session, outcomes: list[Outcome]) -> None:
+    """One mark per case that got a statement in this transaction, at the latest arrival
+    (those the set-wise step marked already, at that time or later, are not marked again)."""
+    _mark_cases(session, outcomes, skip=session.info.pop(_MARKED, {}))

@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
+from deletion_audit import deferred
 from deletion_audit.context import AppContext
 from deletion_audit.core.keys import public_key_from_raw
 from deletion_audit.core.predicates import format_timestamp
@@ -373,10 +374,16 @@ def signed_by_many(
 
 def record_nonces(session: Session, used: Sequence[tuple[int, str, datetime]]) -> None:
     """Record requests' nonces (agent id, nonce, the request's arrival on the transport
-    clock) in one statement; an IntegrityError if
-    one is already there (a request raced itself: the caller runs its requests again one
-    by one, and :func:`signed_by` answers the replay)."""
-    if used:
+    clock) in one statement, or with the inserts being gathered (deferred.py); an
+    IntegrityError if one is already there, then or when they are sent (a request raced
+    itself: the caller runs its requests again one by one, and :func:`signed_by` answers
+    the replay)."""
+    if not used:
+        return
+    waiting = deferred.gathered(session)
+    if waiting is not None:
+        waiting.add(_NONCES, ("agent_id", "nonce", "created_at"), list(used))
+    else:
         session.connection().execute(_INSERT_NONCES, [
             {"agent_id": agent_id, "nonce": nonce, "created_at": at}
             for agent_id, nonce, at in used]).all()

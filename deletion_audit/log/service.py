@@ -17,6 +17,7 @@ from sqlalchemy import Table, and_, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from deletion_audit import deferred
 from deletion_audit.core import merkle
 from deletion_audit.core.checkpoint import Checkpoint, sign_checkpoint
 from deletion_audit.core.leaves import encode_leaf
@@ -79,6 +80,14 @@ def append_events(
     hashes = [merkle.leaf_hash(enc.data) for enc in encoded]
     if not hashes:
         return hashes
+    waiting = deferred.gathered(session)
+    if waiting is not None:
+        waiting.add(_LEAVES, _LEAF_COLUMNS, [
+            (h, enc.data, at) for h, enc, (_, at) in zip(hashes, encoded, events, strict=True)])
+        waiting.add(_EVENTS, _EVENT_COLUMNS, [
+            (event_type, dict(event), enc.salt, h, at)
+            for (event, at), enc, h in zip(events, encoded, hashes, strict=True)])
+        return hashes
     conn = session.connection()
     conn.execute(_INSERT_LEAVES, [
         {"leaf_hash": h, "data": enc.data, "created_at": at}
@@ -99,6 +108,9 @@ _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 # PostgreSQL server.
 _INSERT_LEAVES = insert(cast(Table, LogLeaf.__table__)).returning(
     cast(Table, LogLeaf.__table__).c.id)
+_LEAVES = cast(Table, LogLeaf.__table__)
+_LEAF_COLUMNS = ("leaf_hash", "data", "created_at")
+_EVENT_COLUMNS = ("type", "body", "salt", "leaf_hash", "created_at")
 
 
 def append_leaves(session: Session, leaves: Sequence[bytes], *, now: datetime) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from deletion_audit import deferred
 from deletion_audit.core.predicates import (
     CustodyStatementPredicate,
     DeidentifyPredicate,
@@ -46,6 +47,8 @@ VERDICT_INPUTS = frozenset({
 
 
 _DELETED_COLUMNS = ("attestation_id", "digest", "case_id", "scope_id")
+_RECORD_COLUMNS = ("attestation_id", "case_id", "scope_id", "agent_id", "grade", "count",
+                   "deleted_at")
 
 
 def _table(model: Any) -> Table:
@@ -149,7 +152,13 @@ def record_deletions(
             "deleted_at": predicate.deleted_at})
         ids = (attestation.id, attestation.case_id, attestation.scope_id)
         items.extend((ids[0], d, ids[1], ids[2]) for d in digests)
-    session.connection().execute(_INSERT_DELETION_RECORDS, records).all()
+    waiting = deferred.gathered(session)
+    if waiting is not None:
+        waiting.add(_table(DeletionRecord), _RECORD_COLUMNS,
+                    [tuple(r[c] for c in _RECORD_COLUMNS) for r in records])
+    else:
+        session.connection().execute(_INSERT_DELETION_RECORDS, records).all()
+    # The items by COPY in any case (deferred.py): cheaper per row than arrays.
     bulk.insert_rows(session, _table(DeletedItem).name, _DELETED_COLUMNS, items)
 
 
@@ -157,6 +166,10 @@ def mark_changed(session: Session, *, case_id: int, now: datetime) -> None:
     """Ask for a new verdict of ``case_id``: an append, never an update, and never skipped
     because a mark is waiting — the job deletes exactly the marks it read, so a mark
     written while it computes survives for the next run."""
+    waiting = deferred.gathered(session)
+    if waiting is not None:
+        waiting.add(_table(VerdictMark), ("case_id", "marked_at"), [(case_id, now)])
+        return
     session.execute(_INSERT_MARK, {"case_id": case_id, "marked_at": now})
 
 
