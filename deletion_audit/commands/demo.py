@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import click
 
@@ -18,11 +17,6 @@ from deletion_audit.demo.say import Narrator
 from deletion_audit.demo.story import OUTCOME_ZH, Options, Story
 
 EXIT_INTERRUPTED = 130
-
-
-def _terminated(_signum: int, _frame: FrameType | None) -> None:
-    # SIGTERM unwinds like Ctrl-C, so the server and every child are stopped on the way out.
-    raise KeyboardInterrupt
 
 
 @click.command("demo")
@@ -41,16 +35,21 @@ def demo(scale: str, out: Path, seed: int, s3: bool) -> None:
     verification. Exits non-zero with one line if a step fails."""
     narrator = Narrator()
     story = Story(Options(out=out, scale=scale, seed=seed, s3=s3), narrator)
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    # SIGTERM unwinds like Ctrl-C, so the server and every child are stopped on the way out.
+    previous = {sig: signal.signal(sig, narrator.interrupt)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = story.run()
+        if narrator.interrupted:  # swallowed where it landed, after the last step began
+            raise KeyboardInterrupt
     except (DemoError, EvidenceError) as exc:
         raise CliError(f"{narrator.current or 'demo'}: {exc}") from None
     except KeyboardInterrupt:
         click.echo("interrupted: the server and every child process were stopped", err=True)
         sys.exit(EXIT_INTERRUPTED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo("")
     click.echo(f"裁决 / Verdict: {result.outcome}（{OUTCOME_ZH.get(result.outcome, '')}）"
                f" — 案件 / case {result.case_id}, {narrator.elapsed():.0f} s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import FrameType
 
 import click
 
@@ -19,9 +20,21 @@ class Narrator:
         self.current = ""
         self.timings: list[tuple[str, float]] = []
         """Each step's English line and its start, seconds after the first step began."""
+        self.interrupted = False
+        """Set by the demo's Ctrl-C (and SIGTERM) handler, which also raises
+        KeyboardInterrupt where the signal lands. If it lands in a finalizer (an object's
+        ``__del__`` run by the garbage collector), the interpreter swallows that exception
+        and the demo would go on: the next step raises it again."""
+
+    def interrupt(self, _signum: int, _frame: FrameType | None) -> None:
+        """A signal handler: stop the demo (see ``interrupted``)."""
+        self.interrupted = True
+        raise KeyboardInterrupt
 
     def step(self, zh: str, en: str) -> None:
         """``① 检察官立案 … / The prosecutor opens the case …``"""
+        if self.interrupted:
+            raise KeyboardInterrupt
         number = _NUMBERS[self.count] if self.count < len(_NUMBERS) else f"({self.count + 1})"
         self.count += 1
         self.current = f"{number} {en}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,29 @@ class TestNarrator:
         assert lines[20].startswith("㉑ ")
         assert lines[29].startswith("㉚ ")
         assert lines[30].startswith("(31) ")
+
+
+    # The swallowed KeyboardInterrupt is what pytest reports as unraisable: expected here.
+    @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    def test_a_ctrl_c_swallowed_by_a_finalizer_stops_the_demo_at_the_next_step(
+        self
+    ) -> None:
+        # Python ignores (prints) an exception raised inside __del__: a Ctrl-C landing in a
+        # finalizer would not stop the demo by its KeyboardInterrupt alone.
+        lines: list[str] = []
+        say = Narrator(lines.append)
+        say.step("开始", "start")
+
+        class Finalized:
+            def __del__(self) -> None:
+                say.interrupt(signal.SIGINT, None)
+
+        obj = Finalized()
+        del obj  # the handler runs in its finalizer: the exception is swallowed
+        assert say.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            say.step("下一步", "next")
+        assert lines == ["① 开始 … / start …"]
 
 
 class TestWaitFor:
