@@ -37,6 +37,26 @@ def insert_rows(session: Session, table: str, columns: Sequence[str],
     conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 - fixed names
 
 
+def insert_digests(session: Session, table: str, columns: Sequence[str],
+                   digests: Sequence[bytes], *, before: tuple[Any, ...] = (),
+                   after: tuple[Any, ...] = ()) -> None:
+    """Rows ``(*before, digest, *after)``, one a digest, all of 32 bytes: on SQLite in one
+    statement that cuts them from a single blob (a recursive count, the rows made inside
+    SQLite: about a third of the cost of binding a million rows one by one, as a replay
+    records them); elsewhere as :func:`insert_rows`."""
+    if not digests:
+        return
+    if session.get_bind().dialect.name != "sqlite" or any(len(d) != 32 for d in digests):
+        insert_rows(session, table, columns, [(*before, d, *after) for d in digests])
+        return
+    names = ", ".join(columns)
+    fixed = [*(["?"] * len(before)), "substr(?, i * 32 + 1, 32)", *(["?"] * len(after))]
+    sql = ("WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < ?) "  # noqa: S608 - fixed names
+           f"INSERT INTO {table} ({names}) SELECT {', '.join(fixed)} FROM k")
+    _driver_connection(session).execute(
+        sql, (len(digests) - 1, *before, b"".join(digests), *after))
+
+
 def insert_items(session: Session, rows: Sequence[ItemRow]) -> None:
     insert_rows(session, "manifest_items", ITEM_COLUMNS, rows)
 

@@ -128,9 +128,9 @@ def record_deletion(
         "grade": predicate.grade, "count": len(digests), "deleted_at": predicate.deleted_at})
     # Straight to the driver (COPY on PostgreSQL): the ORM's per-row work was most of the
     # cost of a 10,000-digest statement, and a replay of a case records millions.
-    ids = (attestation.id, attestation.case_id, attestation.scope_id)  # read once, not per row
-    bulk.insert_rows(session, _table(DeletedItem).name, _DELETED_COLUMNS, [
-        (ids[0], d, ids[1], ids[2]) for d in digests])
+    bulk.insert_digests(session, _table(DeletedItem).name, _DELETED_COLUMNS, digests,
+                        before=(attestation.id,),
+                        after=(attestation.case_id, attestation.scope_id))
 
 
 def record_deletions(
