@@ -195,6 +195,18 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _await_start(process: Process, up: Callable[[], bool], *, timeout: float,
+                 what: str) -> None:
+    """Wait for ``up``; whatever ends the wait early — the process failing, the time
+    running out, a Ctrl-C — stops the process first: it runs in a session of its own, so
+    nothing else would (the caller only takes charge of it once it is up)."""
+    try:
+        wait_for(up, timeout=timeout, what=what)
+    except BaseException:
+        process.stop()
+        raise
+
+
 def start_server(data_dir: Path, *, log: Path, env: Mapping[str, str],
                  port: int | None = None, jobs: bool = True) -> tuple[Process, str]:
     """``deletion-audit serve`` on 127.0.0.1 (``port``, else a free one; with
@@ -211,11 +223,7 @@ def start_server(data_dir: Path, *, log: Path, env: Mapping[str, str],
             raise DemoError(f"the server exited ({server.exited()}): {server.tail()}")
         return _answers(base + "/healthz")
 
-    try:
-        wait_for(up, timeout=SERVER_START_SECONDS, what=f"the server at {base}/healthz")
-    except DemoError:
-        server.stop()
-        raise
+    _await_start(server, up, timeout=SERVER_START_SECONDS, what=f"the server at {base}/healthz")
     return server, base
 
 
@@ -233,11 +241,8 @@ def start_scheduler(data_dir: Path, *, log: Path, env: Mapping[str, str]) -> Pro
         except OSError:
             return False
 
-    try:
-        wait_for(up, timeout=SERVER_START_SECONDS, what="`deletion-audit scheduler` to start")
-    except DemoError:
-        scheduler.stop()
-        raise
+    _await_start(scheduler, up, timeout=SERVER_START_SECONDS,
+                 what="`deletion-audit scheduler` to start")
     return scheduler
 
 
@@ -279,9 +284,6 @@ def start_s3(directory: Path, *, log: Path, env: Mapping[str, str]) -> tuple[Pro
             raise DemoError(f"weed exited ({server.exited()}): {server.tail()}")
         return _answers(endpoint + "/")
 
-    try:
-        wait_for(up, timeout=WEED_START_SECONDS, what=f"SeaweedFS's S3 port at {endpoint}")
-    except DemoError:
-        server.stop()
-        raise
+    _await_start(server, up, timeout=WEED_START_SECONDS,
+                 what=f"SeaweedFS's S3 port at {endpoint}")
     return server, endpoint

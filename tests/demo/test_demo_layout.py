@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
 
 from deletion_audit.demo.layout import MARKER, Layout, write_secret
-from deletion_audit.demo.processes import DemoError, wait_for
+from deletion_audit.demo.processes import DemoError, Process, _await_start, wait_for
 from deletion_audit.demo.say import Narrator
 
 
@@ -105,6 +107,36 @@ class TestNarrator:
         with pytest.raises(KeyboardInterrupt):
             say.step("下一步", "next")
         assert lines == ["① 开始 … / start …"]
+
+
+class TestAwaitStart:
+    """A child the demo starts runs in a session of its own: if the wait for it to come up
+    ends early, by Ctrl-C too, the child is stopped before the exception goes on."""
+
+    def _child(self, tmp_path: Path) -> Process:
+        return Process([sys.executable, "-c", "import time; time.sleep(120)"],
+                       log=tmp_path / "child.log", env=dict(os.environ))
+
+    @pytest.mark.parametrize("stop", [KeyboardInterrupt, DemoError])
+    def test_the_child_is_stopped_when_its_wait_ends_early(
+        self, tmp_path: Path, stop: type[BaseException]
+    ) -> None:
+        child = self._child(tmp_path)
+
+        def up() -> bool:
+            raise stop("stop")
+
+        with pytest.raises(stop):
+            _await_start(child, up, timeout=30, what="the child")
+        assert child.exited() is not None
+
+    def test_a_child_that_came_up_is_left_running(self, tmp_path: Path) -> None:
+        child = self._child(tmp_path)
+        try:
+            _await_start(child, lambda: True, timeout=30, what="the child")
+            assert child.exited() is None
+        finally:
+            child.stop()
 
 
 class TestWaitFor:
