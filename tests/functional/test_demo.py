@@ -39,6 +39,19 @@ def server_url(output: str) -> str:
     return found.group(0)
 
 
+def _running_with(text: str) -> list[str]:
+    """The command lines of running processes that mention ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # ended while we looked
+        if text in args:
+            found.append(args)
+    return found
+
+
 def assert_stopped(url: str) -> None:
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/healthz", timeout=2)
@@ -193,3 +206,5 @@ class TestDemo:
             _, err = proc.communicate()
         assert "interrupted" in err
         assert_stopped(url)
+        # Nothing the demo started (each server in a session of its own) is left running.
+        assert _running_with(str(tmp_path)) == []
