@@ -170,9 +170,10 @@ def _ingest_many(session: Session, queued: list[_Queued]) -> list[Any]:
     out: list[Any] = [PER_JOB] * len(queued)
     if len(places) < 2:
         return out  # one statement: the path of one is as cheap
-    # On PostgreSQL the step's inserts (leaves, events, deletion records and items, nonces,
-    # verdict marks) go out as one statement at its end (deferred.py); the attestations'
-    # own insert, whose ids those rows carry, is sent where it is.
+    # On PostgreSQL the step's inserts of leaves, events, deletion records, nonces and
+    # verdict marks go out as one statement at its end (deferred.py); the attestations'
+    # own insert, whose ids those rows carry, and the deleted items' COPY are sent where
+    # they are.
     with deferred.gathering(session):
         signed = signed_by_many(session, [(queued[i].agent, queued[i].nonce) for i in places])
         ready = [(i, who) for i, who in zip(places, signed, strict=True) if who is not None]
