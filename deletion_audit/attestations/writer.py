@@ -203,7 +203,7 @@ def _latest(outcomes: list[Outcome]) -> dict[int, datetime]:
 def _mark_cases(session: Session, outcomes: list[Outcome],
                 skip: dict[int, datetime]) -> dict[int, datetime]:
     """Mark each case that got a statement, once, at its latest arrival — unless ``skip``
-    already marked it at that time or later. What it marked."""
+    already marked it at that time or later. Returns each case's latest arrival."""
     latest = _latest(outcomes)
     for case_id, at in sorted(latest.items()):
         if case_id in skip and skip[case_id] >= at:

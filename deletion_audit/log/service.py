@@ -106,9 +106,8 @@ _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 # Several rows: RETURNING makes SQLAlchemy send them as one multi-row INSERT (its
 # "insertmanyvalues"); without it psycopg's executemany runs one INSERT a row in the
 # PostgreSQL server.
-_INSERT_LEAVES = insert(cast(Table, LogLeaf.__table__)).returning(
-    cast(Table, LogLeaf.__table__).c.id)
 _LEAVES = cast(Table, LogLeaf.__table__)
+_INSERT_LEAVES = insert(_LEAVES).returning(_LEAVES.c.id)
 _LEAF_COLUMNS = ("leaf_hash", "data", "created_at")
 _EVENT_COLUMNS = ("type", "body", "salt", "leaf_hash", "created_at")
 
